@@ -1,0 +1,126 @@
+"""The one place for configuration.
+
+Values come, highest priority first, from: explicit arguments (CLI flags),
+environment variables (``RAG_*``, plus the usual ``OPENAI_BASE_URL`` /
+``OPENAI_API_KEY``), a TOML file (``rag.toml`` in the working directory, or
+the file named by ``RAG_CONFIG``), and the defaults below.  Everything else in
+the package receives a :class:`Settings` instead of reading the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG_FILE = "rag.toml"
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+
+
+class ConfigError(Exception):
+    """Configuration cannot be used; the message says which file or variable and why."""
+
+
+class Settings(BaseSettings):
+    """All tunables of the assistant.  Field names double as TOML keys."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", validate_default=True)
+
+    # where things live
+    corpus: Path = Field(Path("corpus"), description="Folder of articles or a JSONL file")
+    index: Path = Field(Path("index"), description="Folder holding the built index")
+
+    # embedding and chunking (a change of any of these forces a full rebuild)
+    model: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or local path")
+    model_cache: Path = Field(
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rag-news" / "models",
+        description="Where offline model copies are materialised",
+    )
+    chunk_tokens: int = Field(220, ge=32, le=2048, description="Target chunk size in tiktoken tokens")
+    chunk_overlap: int = Field(40, ge=0, le=512, description="Tokens shared by consecutive chunks")
+    encoding: str = Field("o200k_base", description="tiktoken encoding used to count tokens")
+    max_article_bytes: int = Field(5_000_000, ge=1, description="Larger files are refused")
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+
+    # retrieval
+    top_k: int = Field(5, ge=1, le=100)
+
+    # generation (all optional: without an endpoint the assistant answers extractively)
+    llm_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("RAG_LLM_BASE_URL", "OPENAI_BASE_URL", "llm_base_url")
+    )
+    llm_api_key: str | None = Field(
+        None, validation_alias=AliasChoices("RAG_LLM_API_KEY", "OPENAI_API_KEY", "llm_api_key")
+    )
+    llm_model: str = Field("gpt-4o-mini", validation_alias=AliasChoices("RAG_LLM_MODEL", "llm_model"))
+    llm_timeout: float = Field(60.0, gt=0, validation_alias=AliasChoices("RAG_LLM_TIMEOUT", "llm_timeout"))
+    llm_max_retries: int = Field(2, ge=0, le=10, validation_alias=AliasChoices("RAG_LLM_MAX_RETRIES", "llm_max_retries"))
+    context_tokens: int = Field(3000, ge=200, description="Token budget for passages in the prompt")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlFileSource(settings_cls))
+
+    @property
+    def llm_configured(self) -> bool:
+        """An endpoint is configured when a base URL or an API key is given."""
+        return bool(self.llm_base_url or self.llm_api_key)
+
+
+class TomlFileSource(PydanticBaseSettingsSource):
+    """Reads ``rag.toml`` (or ``$RAG_CONFIG``), failing loudly when it is malformed."""
+
+    def __init__(self, settings_cls: type[BaseSettings]):
+        super().__init__(settings_cls)
+        self.data = read_config_file(config_file_path())
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def config_file_path() -> Path | None:
+    explicit = os.environ.get("RAG_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"RAG_CONFIG={explicit}: no such file")
+        return path
+    path = Path(DEFAULT_CONFIG_FILE)
+    return path if path.is_file() else None
+
+
+def read_config_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix or remove the file") from exc
+    # a [rag] table is accepted as well as top-level keys
+    return data.get("rag", data)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, dropping ``None`` overrides so unset CLI flags do not mask env/file values."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc

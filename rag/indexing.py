@@ -1,0 +1,180 @@
+"""Bringing the index up to date with the corpus, doing only the work that changed.
+
+Each source is fingerprinted from its raw bytes; only added or changed
+articles are parsed, chunked and embedded, removed ones are deleted, and the
+result is published as one atomic generation (see :mod:`rag.store`).  A
+change of model or chunking parameters makes every article "changed", which
+is a full rebuild.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from .chunking import Chunk, chunk_article
+from .config import Settings
+from .corpus import PARSER_VERSION, Article, ArticleError, Source, iter_sources, parse_source
+from .embeddings import Embedder
+from .store import IndexCorrupt, IndexStore, IndexWriter, Manifest, live_generation
+
+
+@dataclass
+class IndexReport:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)
+    embedded_chunks: int = 0
+    total_articles: int = 0
+    total_chunks: int = 0
+    rebuilt: bool = False
+    seconds: float = 0.0
+
+    @property
+    def changed_anything(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+    def summary(self) -> str:
+        what = "rebuilt" if self.rebuilt else "updated" if self.changed_anything else "up to date"
+        line = (
+            f"index {what}: {len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
+            f"{self.unchanged} unchanged; {self.total_articles} articles, {self.total_chunks} chunks "
+            f"({self.embedded_chunks} embedded) in {self.seconds:.1f}s"
+        )
+        if self.errors:
+            line += f"; {len(self.errors)} file(s) skipped"
+        return line
+
+
+@dataclass
+class _Plan:
+    to_parse: list[Source]
+    to_remove: list[str]
+    unchanged: int
+    errors: list[ArticleError]
+
+
+def expected_manifest(settings: Settings, embedder: Embedder) -> Manifest:
+    return Manifest(
+        model=settings.model,
+        model_fingerprint=embedder.fingerprint,
+        dim=embedder.dim,
+        chunk_tokens=settings.chunk_tokens,
+        chunk_overlap=settings.chunk_overlap,
+        encoding=settings.encoding,
+        parser_version=PARSER_VERSION,
+    )
+
+
+def chunk(settings: Settings, article: Article) -> list[Chunk]:
+    return chunk_article(article, settings.chunk_tokens, settings.chunk_overlap, settings.encoding)
+
+
+def update_index(
+    settings: Settings,
+    embedder: Embedder | None = None,
+    *,
+    rebuild: bool = False,
+    progress: bool = True,
+) -> IndexReport:
+    """Make the index in ``settings.index`` match the corpus in ``settings.corpus``."""
+    started = time.perf_counter()
+    embedder = embedder or Embedder(settings.model, settings.model_cache)
+    manifest = expected_manifest(settings, embedder)
+    stored, rebuild = _stored_fingerprints(settings, manifest, rebuild)
+    plan = _plan(settings, stored)
+    report = IndexReport(unchanged=plan.unchanged, rebuilt=rebuild, errors=[str(e) for e in plan.errors])
+
+    parsed: list[Article] = []
+    for source in plan.to_parse:
+        try:
+            parsed.append(parse_source(source))
+        except ArticleError as exc:
+            report.errors.append(str(exc))
+            if source.doc_id in stored:
+                report.unchanged += 1  # keep the version already indexed
+    for article in parsed:
+        (report.changed if article.doc_id in stored else report.added).append(article.doc_id)
+    report.removed = sorted(plan.to_remove)
+
+    if report.changed_anything or rebuild or live_generation(settings.index) is None:
+        written = _write(settings, embedder, manifest, parsed, report, start_empty=rebuild, progress=progress)
+        report.total_articles, report.total_chunks = written.articles, written.chunks
+    else:
+        store = IndexStore.open(settings.index)
+        report.total_articles, report.total_chunks = store.manifest.articles, store.manifest.chunks
+        store.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _stored_fingerprints(settings: Settings, manifest: Manifest, rebuild: bool) -> tuple[dict[str, str], bool]:
+    """Fingerprints of the live index, or ``{}`` (and rebuild) when it is missing, unreadable or incompatible."""
+    if rebuild or live_generation(settings.index) is None:
+        return {}, True
+    try:
+        store = IndexStore.open(settings.index)
+    except IndexCorrupt:
+        return {}, True
+    try:
+        if not store.manifest.compatible_with(manifest):
+            return {}, True
+        return store.fingerprints(), False
+    finally:
+        store.close()
+
+
+def _plan(settings: Settings, stored: dict[str, str]) -> _Plan:
+    to_parse, errors, seen, unchanged = [], [], set(), 0
+    for item in iter_sources(settings.corpus, settings.max_article_bytes):
+        if isinstance(item, ArticleError):
+            errors.append(item)
+            if item.doc_id:
+                seen.add(item.doc_id)  # a bad file keeps its indexed version
+            continue
+        seen.add(item.doc_id)
+        if stored.get(item.doc_id) == item.fingerprint:
+            unchanged += 1
+        else:
+            to_parse.append(item)
+    to_remove = [doc_id for doc_id in stored if doc_id not in seen]
+    return _Plan(to_parse, to_remove, unchanged, errors)
+
+
+def _write(
+    settings: Settings,
+    embedder: Embedder,
+    manifest: Manifest,
+    articles: list[Article],
+    report: IndexReport,
+    *,
+    start_empty: bool,
+    progress: bool,
+) -> Manifest:
+    chunked = [(article, chunk(settings, article)) for article in articles]
+    vectors = _embed_all(embedder, [c for _, chunks in chunked for c in chunks], settings.embed_batch_size, progress)
+    report.embedded_chunks = len(vectors)
+    with IndexWriter(settings.index, manifest, start_empty=start_empty) as writer:
+        writer.remove_articles(report.changed + report.removed)
+        offset = 0
+        for article, chunks in chunked:
+            writer.add_article(article, chunks, vectors[offset : offset + len(chunks)])
+            offset += len(chunks)
+        return writer.commit()
+
+
+def _embed_all(embedder: Embedder, chunks: list[Chunk], batch_size: int, progress: bool) -> np.ndarray:
+    """Embed in slices so the progress bar moves; the model sorts each slice by length itself."""
+    texts = [c.embedding_text() for c in chunks]
+    parts = []
+    step = max(batch_size * 8, 1)
+    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress or not texts) as bar:
+        for first in range(0, len(texts), step):
+            parts.append(embedder.embed_passages(texts[first : first + step], batch_size=batch_size))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
