@@ -12,7 +12,7 @@ from functools import cached_property
 from .config import Settings, load_settings
 from .embeddings import Embedder
 from .indexing import IndexReport, update_index
-from .retrieval import Hit, Retriever
+from .retrieval import Hit, LexicalIndex, RetrievalOptions, Retriever
 from .store import IndexStore, live_generation
 
 
@@ -20,6 +20,7 @@ class Assistant:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or load_settings()
         self._store: IndexStore | None = None
+        self._lexical: LexicalIndex | None = None
         self._lock = threading.RLock()
 
     @cached_property
@@ -46,6 +47,16 @@ class Assistant:
         if self._store is not None and self._store.generation != live_generation(self.settings.index):
             self._store.close()
             self._store = None
+            self._lexical = None
+
+    @property
+    def retriever(self) -> Retriever:
+        with self._lock:
+            store = self.store
+            options = RetrievalOptions(self.settings.lexical_weight, self.settings.candidates)
+            if options.lexical_weight > 0 and self._lexical is None:
+                self._lexical = LexicalIndex(store.all_passages())
+            return Retriever(store, self.embedder, self._lexical, options)
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
-        return Retriever(self.store, self.embedder).search(question, k or self.settings.top_k)
+        return self.retriever.search(question, k or self.settings.top_k)

@@ -46,8 +46,10 @@ class Settings(BaseSettings):
     max_article_bytes: int = Field(5_000_000, ge=1, description="Larger files are refused")
     embed_batch_size: int = Field(32, ge=1, le=1024)
 
-    # retrieval
+    # retrieval (defaults follow bench/README.md)
     top_k: int = Field(5, ge=1, le=100)
+    lexical_weight: float = Field(0.0, ge=0, le=10, description="Weight of BM25 in rank fusion; 0 = dense only")
+    candidates: int = Field(50, ge=1, le=1000, description="Candidates per ranking before fusion")
 
     # generation (all optional: without an endpoint the assistant answers extractively)
     llm_base_url: str | None = Field(

