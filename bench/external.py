@@ -47,8 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="every 6th question only")
     parser.add_argument("--lexical-weights", type=float, nargs="+", help="fusion weights of BM25 to compare")
+    parser.add_argument("--chunk-tokens", type=int, help="override the chunk size (rebuilds the bench index)")
     args = parser.parse_args(argv)
-    run(quick=args.quick, lexical_weights=args.lexical_weights)
+    overrides = {"chunk_tokens": args.chunk_tokens} if args.chunk_tokens else {}
+    run(quick=args.quick, lexical_weights=args.lexical_weights, **overrides)
 
 
 if __name__ == "__main__":

@@ -59,3 +59,29 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "passages": [hit.to_dict() for hit in self.passages],
         }
+
+
+# What the assistant itself says, in the language of the question (English when it has no entry).
+MESSAGES = {
+    "not_found": {
+        "en": "I could not find this in the articles.",
+        "vi": "Không tìm thấy thông tin này trong các bài báo.",
+        "id": "Informasi ini tidak ditemukan dalam artikel.",
+        "ms": "Maklumat ini tidak ditemui dalam artikel.",
+    },
+    "no_llm": {
+        "en": "No language model is configured: these are the most relevant sentences from the articles, "
+        "quoted in their original language.",
+        "vi": "Chưa cấu hình mô hình ngôn ngữ: đây là những câu liên quan nhất trích từ các bài báo, "
+        "giữ nguyên ngôn ngữ gốc.",
+        "id": "Model bahasa belum dikonfigurasi: berikut kalimat paling relevan dari artikel, "
+        "dikutip dalam bahasa aslinya.",
+        "ms": "Model bahasa belum dikonfigurasikan: berikut ayat paling relevan daripada artikel, "
+        "dipetik dalam bahasa asalnya.",
+    },
+}
+
+
+def message(key: str, lang: str) -> str:
+    texts = MESSAGES[key]
+    return texts.get(lang, texts["en"])

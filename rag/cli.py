@@ -10,10 +10,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from .answers import Answer
 from .assistant import Assistant
 from .config import ConfigError, load_settings
 from .corpus import CorpusError
 from .embeddings import ModelError
+from .evaluation import check_thresholds, evaluate, load_questions, load_thresholds, write_reports
+from .evaluation import compare as compare_reports
 from .language import language_name
 from .store import StoreError
 
@@ -73,12 +76,7 @@ def search(
 ) -> None:
     """Show the passages that best match a question (updates the index first if needed)."""
     try:
-        assistant = make_assistant(corpus, index)
-        report = assistant.index(progress=sys.stderr.isatty())
-        if report.changed_anything or report.rebuilt:
-            typer.echo(report.summary(), err=True)
-        report_skipped(report.errors)
-        hits = assistant.search(question, k)
+        hits = prepared_assistant(corpus, index).search(question, k)
     except EXPECTED_ERRORS as exc:
         fail(str(exc))
     if as_json:
@@ -92,6 +90,101 @@ def search(
         typer.echo(f"   {p.doc_id} · {language_name(p.lang)}" + (f" · {p.url}" if p.url else ""))
         typer.echo(textwrap.indent(textwrap.shorten(p.text, 300, placeholder=" …"), "   "))
         typer.echo()
+
+
+def prepared_assistant(corpus: Path | None, index: Path | None) -> Assistant:
+    """An assistant whose index is up to date (built on first use), reporting what it changed."""
+    assistant = make_assistant(corpus, index)
+    report = assistant.index(progress=sys.stderr.isatty())
+    if report.changed_anything or report.rebuilt:
+        typer.echo(report.summary(), err=True)
+    report_skipped(report.errors)
+    return assistant
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question, in English, Vietnamese, Indonesian, ...")],
+    as_json: JsonOption = False,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer extractively even if an LLM is configured")] = False,
+    corpus: CorpusOption = None,
+    index: IndexOption = None,
+) -> None:
+    """Answer a question from the articles, citing the passages it relies on."""
+    try:
+        assistant = prepared_assistant(corpus, index)
+        final: Answer | None = None
+        streamed = False
+        for item in assistant.answer_stream(question, use_llm=False if no_llm else None):
+            if isinstance(item, Answer):
+                final = item
+            elif not as_json:
+                typer.echo(item, nl=False)  # stream LLM text as it arrives
+                streamed = True
+    except EXPECTED_ERRORS as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(final.to_dict(), ensure_ascii=False, indent=2))
+        return
+    if streamed:
+        typer.echo("\n")
+    print_answer(final, text_already_shown=streamed and not final.refused and final.mode == "llm")
+
+
+def print_answer(answer: Answer, text_already_shown: bool) -> None:
+    for note in answer.notes:
+        typer.secho(note, fg=typer.colors.YELLOW)
+    if not text_already_shown or "⚠" in answer.text:
+        typer.echo(answer.text)
+    if answer.citations:
+        typer.echo("\nSources:")
+    for citation in answer.citations:
+        p = citation.hit.passage
+        flag = "" if citation.supported else "  ⚠ not backed by this passage"
+        typer.secho(f"[{citation.n}] {p.title} ({language_name(p.lang)}, {p.doc_id}){flag}", bold=True)
+        if p.url:
+            typer.echo(f"    {p.url}")
+        typer.echo(textwrap.indent(textwrap.fill(f"“{citation.quote}”", 100), "    "))
+
+
+@app.command("eval")
+def eval_command(
+    questions: Annotated[Path, typer.Option("--questions", help="Question set (JSONL)")] = Path("eval/questions.jsonl"),
+    out: Annotated[Path, typer.Option("--out", help="Folder for the reports")] = Path("eval/reports"),
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Evaluate extractive answers even if an LLM is configured")] = False,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="Chunks retrieved for retrieval metrics")] = 10,
+    thresholds: Annotated[Optional[Path], typer.Option("--thresholds", help="Fail below these minimums (JSON)")] = None,
+    as_json: JsonOption = False,
+    compare: Annotated[
+        Optional[tuple[Path, Path]], typer.Option("--compare", help="Compare two JSON reports A B and exit")
+    ] = None,
+    corpus: CorpusOption = None,
+    index: IndexOption = None,
+) -> None:
+    """Measure retrieval and answers on a question set; write JSON and Markdown reports."""
+    if compare:
+        typer.echo(compare_reports(*compare))
+        return
+    try:
+        assistant = prepared_assistant(corpus, index)
+        report = evaluate(assistant, load_questions(questions), use_llm=False if no_llm else None, k=k,
+                          progress=sys.stderr.isatty(), questions_file=questions)
+        limits = load_thresholds(thresholds) if thresholds else {}
+    except (*EXPECTED_ERRORS, ValueError, OSError) as exc:
+        fail(str(exc))
+    json_path, md_path = write_reports(report, out)
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in report.items() if k != "questions"}, ensure_ascii=False, indent=2))
+    else:
+        answers, refusal = report["answers"], report["refusal"]
+        typer.echo(f"{report['n']} questions, {report['mode']} answers: recall@5 {report['retrieval']['recall@5']:.3f}, "
+                   f"accuracy {answers['accuracy'] or 0:.3f}, refusal accuracy {refusal['accuracy'] or 0:.3f}")
+    typer.echo(f"wrote {json_path} and {md_path}", err=True)
+    failures = check_thresholds(report, limits)
+    for failure in failures:
+        typer.secho(f"below threshold: {failure}", err=True, fg=typer.colors.RED)
+    if failures:
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - entry point

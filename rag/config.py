@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=100)
     lexical_weight: float = Field(0.0, ge=0, le=10, description="Weight of BM25 in rank fusion; 0 = dense only")
     candidates: int = Field(50, ge=1, le=1000, description="Candidates per ranking before fusion")
+    relevance_floor: float = Field(0.80, ge=0, le=1, description="No-LLM mode refuses below this sentence similarity")
+    unknown_names_ceiling: float = Field(
+        1.0, ge=0, le=1.01, description="No-LLM mode refuses when this share of the question's names is unknown"
+    )
 
     # generation (all optional: without an endpoint the assistant answers extractively)
     llm_base_url: str | None = Field(

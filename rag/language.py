@@ -82,9 +82,9 @@ def fold(text: str) -> str:
 # Lexical matching only: dense retrieval already bridges languages.
 _NAME_ALIASES = [
     (re.compile(r"\b(?:tp\.?\s?hcm|tphcm|hcmc|ho chi minh|hcm|sai gon|saigon)\b"), "hochiminh"),
-    (re.compile(r"\b(?:han quoc)\b"), "korea"),
-    (re.compile(r"\b(?:nhat ban|jepang|jepun)\b"), "japan"),
-    (re.compile(r"\b(?:viet nam)\b"), "vietnam"),
+    (re.compile(r"\b(?:han quoc|korean)\b"), "korea"),
+    (re.compile(r"\b(?:nhat ban|jepang|jepun|japanese)\b"), "japan"),
+    (re.compile(r"\b(?:viet nam|vietnamese)\b"), "vietnam"),
     (re.compile(r"\b(?:ha noi)\b"), "hanoi"),
     (re.compile(r"\b(?:da nang)\b"), "danang"),
 ]
@@ -97,3 +97,16 @@ def lexical_tokens(text: str) -> list[str]:
     for pattern, canonical in _NAME_ALIASES:
         folded = pattern.sub(canonical, folded)
     return _TOKEN.findall(folded)
+
+
+_NAME_OR_NUMBER = re.compile(r"\b(?:[A-ZÀ-ỸĐ][\w-]+|\d[\d.,]*)")
+
+
+def name_tokens(text: str) -> set[str]:
+    """Lexical tokens of the names and numbers in ``text``: what carries over between languages.
+
+    Names are words written with a capital, except the first word (capitalised anyway).
+    """
+    first = text.split(maxsplit=1)[0] if text.strip() else ""
+    words = [w for w in _NAME_OR_NUMBER.findall(text) if w != first]
+    return set(lexical_tokens(" ".join(words)))

@@ -16,7 +16,7 @@ import bm25s
 import numpy as np
 
 from .embeddings import Embedder
-from .language import lexical_tokens
+from .language import detect_language, lexical_tokens, name_tokens
 from .store import IndexStore, Passage
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
@@ -45,19 +45,30 @@ class Hit:
 
 
 class LexicalIndex:
-    """BM25 over every chunk of one index generation (built in memory on first use)."""
+    """BM25 over every chunk of one index generation (built in memory on first use).
+
+    Across languages only names and numbers can match ("Daejeon", "615"); the
+    other words of an English question are noise against a Vietnamese passage.
+    So passages in the question's language are scored with all its words,
+    passages in other languages with its names and numbers only.
+    """
 
     def __init__(self, passages: list[Passage]):
         self.row_ids = np.array([p.row_id for p in passages], dtype=np.int64)
+        self.langs = np.array([p.lang for p in passages])
         self.bm25 = bm25s.BM25()
         tokens = [lexical_tokens(f"{p.title}\n{p.text}") or [""] for p in passages]
         self.bm25.index(tokens, show_progress=False)
 
+    def _scores(self, tokens) -> np.ndarray:
+        known = [t for t in tokens if t in self.bm25.vocab_dict]
+        return self.bm25.get_scores(known) if known else np.zeros(len(self.row_ids), dtype=np.float32)
+
     def search(self, question: str, k: int) -> list[tuple[int, float]]:
-        tokens = [t for t in lexical_tokens(question) if t in self.bm25.vocab_dict]
-        if not tokens or not len(self.row_ids):
+        if not len(self.row_ids):
             return []
-        scores = self.bm25.get_scores(tokens)
+        same_language = self.langs == detect_language(question)
+        scores = np.where(same_language, self._scores(lexical_tokens(question)), self._scores(name_tokens(question)))
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]

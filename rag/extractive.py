@@ -1,0 +1,81 @@
+"""Answers without a language model: the best few sentences of the retrieved passages, each cited.
+
+Used when no LLM endpoint is configured (the offline default) and as the
+fallback when the endpoint fails.  Sentences are ranked by cross-lingual
+embedding similarity to the question, plus a bonus for sharing its names and
+numbers, so "Who is the mayor of Seongnam?" picks the sentence naming him even
+though it is in Indonesian.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .answers import Citation
+from .chunking import split_sentences
+from .embeddings import Embedder
+from .language import detect_language, lexical_tokens, name_tokens
+from .retrieval import Hit
+
+MAX_SENTENCES = 3
+MARGIN = 0.03  # sentences scoring within this of the best one are kept too
+# Added for a sentence containing all the question's words (same language) or names and numbers (other languages).
+OVERLAP_BONUS = 0.1
+MIN_SENTENCE_WORDS = 5
+
+
+@dataclass(frozen=True)
+class Extract:
+    text: str
+    citations: list[Citation]
+    best_score: float  # how well the best sentence matches the question (for the relevance floor)
+
+
+def extract_answer(question: str, hits: list[Hit], embedder: Embedder) -> Extract:
+    candidates = _candidate_sentences(hits)
+    if not candidates:
+        return Extract("", [], 0.0)
+    sentences = [sentence for _, sentence in candidates]
+    similarity = embedder.embed_passages(sentences) @ embedder.embed_query(question)
+    lang = detect_language(question)
+    words = {t for t in lexical_tokens(question) if len(t) > 2 or t.isdigit()}
+    names = name_tokens(question)
+    overlaps = [_overlap(words if hits[i].passage.lang == lang else names, s) for i, s in candidates]
+    scores = similarity + OVERLAP_BONUS * np.array(overlaps)
+    chosen = _choose(scores, sentences)
+
+    numbers: dict[int, int] = {}  # index in hits -> citation number
+    quotes: dict[int, list[str]] = {}  # a passage cited by several sentences quotes them all
+    lines = []
+    for index in chosen:
+        hit_index, sentence = candidates[index]
+        n = numbers.setdefault(hit_index, len(numbers) + 1)
+        quotes.setdefault(n, []).append(sentence)
+        lines.append(f"- {sentence} [{n}]")
+    citations = [Citation(n, hits[hit_index], " … ".join(quotes[n])) for hit_index, n in numbers.items()]
+    return Extract("\n".join(lines), citations, float(similarity[chosen[0]]))
+
+
+def _candidate_sentences(hits: list[Hit]) -> list[tuple[int, str]]:
+    candidates, seen = [], set()
+    for index, hit in enumerate(hits):
+        text = hit.passage.text
+        for start, end in split_sentences(text, hit.passage.lang):
+            sentence = text[start:end]
+            if len(sentence.split()) >= MIN_SENTENCE_WORDS and sentence not in seen:  # overlapping chunks repeat
+                seen.add(sentence)
+                candidates.append((index, sentence))
+    return candidates
+
+
+def _choose(scores: np.ndarray, sentences: list[str]) -> list[int]:
+    order = [int(i) for i in np.argsort(-scores)]
+    best = scores[order[0]]
+    return [i for i in order[:MAX_SENTENCES] if scores[i] >= best - MARGIN]
+
+
+def _overlap(keys: set[str], sentence: str) -> float:
+    return len(keys & set(lexical_tokens(sentence))) / len(keys) if keys else 0.0
+
