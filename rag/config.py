@@ -48,7 +48,7 @@ class Settings(BaseSettings):
 
     # retrieval (defaults follow bench/README.md)
     top_k: int = Field(5, ge=1, le=100)
-    lexical_weight: float = Field(0.0, ge=0, le=10, description="Weight of BM25 in rank fusion; 0 = dense only")
+    lexical_weight: float = Field(0.3, ge=0, le=10, description="Weight of BM25 in rank fusion; 0 = dense only")
     candidates: int = Field(50, ge=1, le=1000, description="Candidates per ranking before fusion")
     relevance_floor: float = Field(0.80, ge=0, le=1, description="No-LLM mode refuses below this sentence similarity")
     unknown_names_ceiling: float = Field(
