@@ -13,10 +13,9 @@ import json
 import time
 
 from rag.assistant import Assistant
-from rag.config import load_settings
 from rag.embeddings import Embedder
 
-from .common import ROOT, SHARED_BENCH, WORK, machine, median, table
+from .common import ROOT, SHARED_BENCH, WORK, bench_settings, machine, median, table
 
 NEW_ARTICLE = {
     "id": "bench-new-article",
@@ -50,7 +49,7 @@ def run(quick: bool, copies: int) -> None:
     embedder.embed_query("warm up")  # model loading is not indexing
     rows = []
 
-    seed = Assistant(load_settings(corpus=ROOT / "corpus", index=WORK / "indexing" / "seed-index"))
+    seed = Assistant(bench_settings("indexing-seed", ROOT / "corpus"))
     seed.embedder = embedder
     runs = [timed_index(seed, rebuild=True) for _ in range(1 if quick else 3)]
     seconds = median([s for s, _ in runs])
@@ -60,7 +59,7 @@ def run(quick: bool, copies: int) -> None:
     rows.append(["seed corpus, nothing changed", runs[0][1].total_articles, 0, noop, 0.0])
 
     bulk_path, n_articles = write_bulk_corpus(copies)
-    big = Assistant(load_settings(corpus=bulk_path, index=WORK / "indexing" / "bulk-index"))
+    big = Assistant(bench_settings("indexing-bulk", bulk_path))
     big.embedder = embedder
     full, report = timed_index(big, rebuild=True)
     rows.append([f"bulk JSONL ×{copies}, full build", report.total_articles, report.total_chunks, full,

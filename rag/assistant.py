@@ -157,18 +157,11 @@ class Assistant:
         return answer
 
     def _relevant(self, question: str, best_sentence_score: float) -> bool:
-        """Without an LLM to judge, refuse when the best sentence is a weak match or the question's names are unknown."""
+        """Without an LLM to judge, refuse on a weak best sentence, or names the corpus never mentions ("Da Nang")."""
         if best_sentence_score < self.settings.relevance_floor:
             return False
-        return unknown_name_share(question, self.lexical) < self.settings.unknown_names_ceiling
+        return self.lexical.unknown_share(name_tokens(question)) < self.settings.unknown_names_ceiling
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
         return self.retriever.search(question, k or self.settings.top_k)
 
-
-def unknown_name_share(question: str, lexical: LexicalIndex) -> float:
-    """Share of the question's names and numbers that appear nowhere in the corpus ("Da Nang", "Busan")."""
-    keys = name_tokens(question)
-    if not keys:
-        return 0.0
-    return sum(token not in lexical.bm25.vocab_dict for token in keys) / len(keys)

@@ -21,7 +21,8 @@ from .embeddings import Embedder
 from .language import lexical_tokens, name_tokens
 from .retrieval import Hit
 
-MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+MARKER_PATTERN = r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]"  # [1], [2, 3], [ 4 ]
+MARKER = re.compile(MARKER_PATTERN)
 UNSUPPORTED_FLAG = " ⚠"
 # Cosine similarity (multilingual-e5) above which a passage sentence is taken to say the same thing.
 SUPPORT_SIMILARITY = 0.82
@@ -53,15 +54,19 @@ def resolve(answer: str, sources: list[Hit], embedder: Embedder, lang: str = "en
 
     quotes: dict[int, tuple[str, float]] = {}  # n -> best quote and its similarity
     supported: dict[int, bool] = {}
+    embedded: dict[int, SentenceVectors] = {}  # each cited passage is embedded once per answer
     pieces = []
     spans = split_sentences(answer, lang)
     for start, end in spans:
         sentence = answer[start:end]
         numbers = sorted(set(marker_numbers(sentence)))
         claim = strip_markers(sentence)
+        claim_vector = embedder.embed_query(claim) if numbers else None
         backed = False
         for n in numbers:
-            quote, similarity = best_quote(claim, sources[n - 1], embedder)
+            if n not in embedded:
+                embedded[n] = SentenceVectors.of(sources[n - 1], embedder)
+            quote, similarity = embedded[n].closest(claim_vector)
             ok = similarity >= SUPPORT_SIMILARITY or name_overlap(claim, sources[n - 1].passage.text) >= SUPPORT_OVERLAP
             backed |= ok
             supported[n] = supported.get(n, False) or ok
@@ -75,14 +80,24 @@ def resolve(answer: str, sources: list[Hit], embedder: Embedder, lang: str = "en
     return CitedAnswer(text, citations, notes)
 
 
-def best_quote(claim: str, hit: Hit, embedder: Embedder) -> tuple[str, float]:
-    """The passage sentence closest in meaning to ``claim``, and its cosine similarity."""
-    passage = hit.passage
-    sentences = [passage.text[s:e] for s, e in split_sentences(passage.text, passage.lang)] or [passage.text]
-    vectors = embedder.embed_passages(sentences)
-    scores = vectors @ embedder.embed_query(claim)
-    best = int(np.argmax(scores))
-    return sentences[best], float(scores[best])
+@dataclass(frozen=True)
+class SentenceVectors:
+    """A passage's sentences and their embeddings, to find the one a claim rests on."""
+
+    sentences: list[str]
+    vectors: np.ndarray
+
+    @classmethod
+    def of(cls, hit: Hit, embedder: Embedder) -> SentenceVectors:
+        passage = hit.passage
+        sentences = [passage.text[s:e] for s, e in split_sentences(passage.text, passage.lang)] or [passage.text]
+        return cls(sentences, embedder.embed_passages(sentences))
+
+    def closest(self, claim_vector: np.ndarray) -> tuple[str, float]:
+        """The sentence closest in meaning to the claim, and its cosine similarity."""
+        scores = self.vectors @ claim_vector
+        best = int(np.argmax(scores))
+        return self.sentences[best], float(scores[best])
 
 
 def name_overlap(claim: str, passage: str) -> float:

@@ -174,7 +174,7 @@ def eval_command(
         fail(str(exc))
     json_path, md_path = write_reports(report, out)
     if as_json:
-        typer.echo(json.dumps({k: v for k, v in report.items() if k != "questions"}, ensure_ascii=False, indent=2))
+        typer.echo(json.dumps({key: value for key, value in report.items() if key != "questions"}, ensure_ascii=False, indent=2))
     else:
         answers, refusal = report["answers"], report["refusal"]
         typer.echo(f"{report['n']} questions, {report['mode']} answers: recall@5 {report['retrieval']['recall@5']:.3f}, "

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .citations import MARKER, MARKER_PATTERN
 from .language import fold
 from .retrieval import Hit
 
@@ -122,16 +123,14 @@ def mean_scores(rows: list[dict[str, float]]) -> dict[str, float]:
 
 # --------------------------------------------------------------------- answer metrics
 
-_MARKER = r"\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]"
-MARKER_RE = re.compile(_MARKER)
 # end of a sentence: terminal punctuation, closing quotes/brackets, then any citation markers
-_SENTENCE_END = re.compile(rf"[.!?…。！？]+[\"'”’»)]*(?:\s*{_MARKER})*(?=\s|$)")
+_SENTENCE_END = re.compile(rf"[.!?…。！？]+[\"'”’»)]*(?:\s*{MARKER_PATTERN})*(?=\s|$)")
 _LATIN_WORD_CHAR = re.compile(r"[0-9a-z]")
 
 
 def strip_citation_markers(text: str) -> str:
     """``Shin Sang Jin [1].`` → ``Shin Sang Jin.``: markers are not part of what is graded."""
-    return re.sub(rf"\s*{_MARKER}", "", text)
+    return re.sub(rf"\s*{MARKER_PATTERN}", "", text)
 
 
 def answer_contains(answer_text: str, answers: Iterable[str]) -> bool:
@@ -206,9 +205,9 @@ def split_sentences(text: str) -> list[str]:
         piece = piece.strip()
         if not piece:
             return
-        words = MARKER_RE.sub("", piece)
+        words = MARKER.sub("", piece)
         if not any(ch.isalnum() for ch in words):
-            if MARKER_RE.search(piece) and sentences:
+            if MARKER.search(piece) and sentences:
                 sentences[-1] = f"{sentences[-1]} {piece}"
             return
         sentences.append(piece)
@@ -227,7 +226,7 @@ def citation_coverage(answer_text: str) -> float:
     sentences = split_sentences(answer_text)
     if not sentences:
         return 0.0
-    return sum(bool(MARKER_RE.search(s)) for s in sentences) / len(sentences)
+    return sum(bool(MARKER.search(s)) for s in sentences) / len(sentences)
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:

@@ -86,7 +86,7 @@ def update_index(
     started = time.perf_counter()
     embedder = embedder or Embedder(settings.model, settings.model_cache)
     manifest = expected_manifest(settings, embedder)
-    stored, rebuild = _stored_fingerprints(settings, manifest, rebuild)
+    stored, rebuild, live = _stored_fingerprints(settings, manifest, rebuild)
     plan = _plan(settings, stored)
     report = IndexReport(unchanged=plan.unchanged, rebuilt=rebuild, errors=[str(e) for e in plan.errors])
 
@@ -102,29 +102,30 @@ def update_index(
         (report.changed if article.doc_id in stored else report.added).append(article.doc_id)
     report.removed = sorted(plan.to_remove)
 
-    if report.changed_anything or rebuild or live_generation(settings.index) is None:
-        written = _write(settings, embedder, manifest, parsed, report, start_empty=rebuild, progress=progress)
-        report.total_articles, report.total_chunks = written.articles, written.chunks
-    else:
-        store = IndexStore.open(settings.index)
-        report.total_articles, report.total_chunks = store.manifest.articles, store.manifest.chunks
-        store.close()
+    if report.changed_anything or live is None:
+        live = _write(settings, embedder, manifest, parsed, report, start_empty=rebuild, progress=progress)
+    report.total_articles, report.total_chunks = live.articles, live.chunks
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _stored_fingerprints(settings: Settings, manifest: Manifest, rebuild: bool) -> tuple[dict[str, str], bool]:
-    """Fingerprints of the live index, or ``{}`` (and rebuild) when it is missing, unreadable or incompatible."""
+def _stored_fingerprints(
+    settings: Settings, manifest: Manifest, rebuild: bool
+) -> tuple[dict[str, str], bool, Manifest | None]:
+    """Fingerprints and manifest of the live index; ``({}, True, None)`` when it must be rebuilt.
+
+    That is when a rebuild is asked for, or the index is missing, unreadable or incompatible.
+    """
     if rebuild or live_generation(settings.index) is None:
-        return {}, True
+        return {}, True, None
     try:
         store = IndexStore.open(settings.index)
     except IndexCorrupt:
-        return {}, True
+        return {}, True, None
     try:
         if not store.manifest.compatible_with(manifest):
-            return {}, True
-        return store.fingerprints(), False
+            return {}, True, None
+        return store.fingerprints(), False, store.manifest
     finally:
         store.close()
 

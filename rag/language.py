@@ -55,8 +55,12 @@ def _detector():
     return LanguageDetectorBuilder.from_languages(*SUPPORTED).build()
 
 
+@lru_cache(maxsize=256)
 def detect_language(text: str) -> str:
-    """ISO 639-1 code of ``text``'s language, or ``"und"`` when unsure or empty."""
+    """ISO 639-1 code of ``text``'s language, or ``"und"`` when unsure or empty.
+
+    Cached: one question passes through retrieval, extraction and answering.
+    """
     sample = text[:4000].strip()
     if not sample:
         return UNKNOWN
