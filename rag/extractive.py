@@ -4,7 +4,8 @@ Used when no LLM endpoint is configured (the offline default) and as the
 fallback when the endpoint fails.  Sentences are ranked by cross-lingual
 embedding similarity to the question, plus a bonus for sharing its names and
 numbers, so "Who is the mayor of Seongnam?" picks the sentence naming him even
-though it is in Indonesian.
+though it is in Indonesian.  Questions that ask for an amount, a date or a
+number only take sentences that contain one (:mod:`rag.answer_types`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .answer_types import expected_type, has_type
 from .answers import Citation
 from .chunking import split_sentences
 from .embeddings import Embedder
@@ -44,7 +46,11 @@ def extract_answer(question: str, hits: list[Hit], embedder: Embedder) -> Extrac
     names = name_tokens(question)
     overlaps = [_overlap(words if hits[i].passage.lang == lang else names, s) for i, s in candidates]
     scores = similarity + OVERLAP_BONUS * np.array(overlaps)
-    chosen = _choose(scores, sentences)
+    answer_type = expected_type(question)
+    typed = np.array([has_type(sentence, answer_type) for sentence in sentences])
+    if not typed.any():
+        return Extract("", [], 0.0)
+    chosen = _choose(np.where(typed, scores, -np.inf))
 
     numbers: dict[int, int] = {}  # index in hits -> citation number
     quotes: dict[int, list[str]] = {}  # a passage cited by several sentences quotes them all
@@ -70,7 +76,7 @@ def _candidate_sentences(hits: list[Hit]) -> list[tuple[int, str]]:
     return candidates
 
 
-def _choose(scores: np.ndarray, sentences: list[str]) -> list[int]:
+def _choose(scores: np.ndarray) -> list[int]:
     order = [int(i) for i in np.argsort(-scores)]
     best = scores[order[0]]
     return [i for i in order[:MAX_SENTENCES] if scores[i] >= best - MARGIN]

@@ -103,14 +103,63 @@ def lexical_tokens(text: str) -> list[str]:
     return _TOKEN.findall(folded)
 
 
-_NAME_OR_NUMBER = re.compile(r"\b(?:[A-ZÀ-ỸĐ][\w-]+|\d[\d.,]*)")
+_WORD = re.compile(r"\w[\w-]*")
+
+
+def _is_name(word: str) -> bool:
+    return word[0].isupper() or word[0].isdigit()
+
+
+def name_phrases(text: str) -> list[str]:
+    """Runs of capitalised words and numbers: ``"Kapan Hai Phong ... Incheon?"`` gives ``["Hai Phong", "Incheon"]``.
+
+    The first word is left out (capitalised anyway), and so is a possessive
+    ``'s``.  Names are what carries over between languages, so they are what
+    lexical matching and the "is this in the corpus at all?" check look at.
+    """
+    phrases: list[list[str]] = []
+    previous_end = None
+    for index, match in enumerate(_WORD.finditer(text.replace("'s ", " ").replace("’s ", " "))):
+        word = match.group()
+        if index == 0 or not _is_name(word):
+            previous_end = None
+            continue
+        joined = previous_end is not None and text[previous_end:match.start()].strip() == ""
+        if joined:
+            phrases[-1].append(word)
+        else:
+            phrases.append([word])
+        previous_end = match.end()
+    return [" ".join(words) for words in phrases]
 
 
 def name_tokens(text: str) -> set[str]:
-    """Lexical tokens of the names and numbers in ``text``: what carries over between languages.
+    """Lexical tokens of the names and numbers in ``text`` (see :func:`name_phrases`)."""
+    return set(lexical_tokens(" ".join(name_phrases(text))))
 
-    Names are words written with a capital, except the first word (capitalised anyway).
+
+class NameVocabulary:
+    """The names a corpus mentions, to tell a question about "Hai Phong and Incheon" from one it can answer.
+
+    A name is known when the corpus contains the whole phrase (folded and
+    alias-normalised, so ``Bắc Kạn`` matches ``Bac Kan``), or one of its longer
+    words as a name: "Hanoi Union of Friendship Organizations" is known through
+    "Hanoi" even though the articles name the union in Malay.
     """
-    first = text.split(maxsplit=1)[0] if text.strip() else ""
-    words = [w for w in _NAME_OR_NUMBER.findall(text) if w != first]
-    return set(lexical_tokens(" ".join(words)))
+
+    MIN_WORD = 4  # shorter name words ("Hai", "An") are too often ordinary words or parts of other names
+
+    def __init__(self, texts: list[str]):
+        self._folded = " " + " | ".join(" ".join(lexical_tokens(text)) for text in texts) + " "
+        self._name_words = {token for text in texts for phrase in name_phrases(text) for token in lexical_tokens(phrase)}
+
+    def knows(self, phrase: str) -> bool:
+        tokens = lexical_tokens(phrase)
+        if not tokens or f" {' '.join(tokens)} " in self._folded:
+            return True
+        return any(len(token) >= self.MIN_WORD and token in self._name_words for token in tokens)
+
+    def unknown_share(self, question: str) -> float:
+        """Share of the names in ``question`` that the corpus never mentions (0 when it names nothing)."""
+        phrases = [p for p in name_phrases(question) if not p.isdigit()]
+        return sum(not self.knows(p) for p in phrases) / len(phrases) if phrases else 0.0

@@ -136,6 +136,24 @@ def test_no_llm_mode_refuses_a_question_about_places_the_articles_never_mention(
     assert answer.refused and answer.text == "I could not find this in the articles."
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Kapan Hai Phong menandatangani perjanjian kerja sama dengan Incheon?",  # "Hải" alone is known, the place not
+        "How much money will Sumitomo invest in the Thang Long Thanh Hoa Industrial Park?",  # no amount is given
+        "What is the population of Seongnam?",  # Seongnam is there, its population is not
+    ],
+)
+def test_no_llm_mode_refuses_near_misses(seed_assistant, question):
+    assert seed_assistant.answer(question, use_llm=False).refused
+
+
+def test_no_llm_mode_answers_a_number_question_with_the_sentence_holding_the_number(seed_assistant):
+    answer = seed_assistant.answer("How much investment capital did Nghe An attract from HCMC investors?", use_llm=False)
+    assert not answer.refused
+    assert "615 miliar VND" in answer.text.splitlines()[0]
+
+
 def test_no_llm_notes_follow_the_question_language(seed_assistant):
     answer = seed_assistant.answer("Berapa proyek dari investor Kota Ho Chi Minh yang ditarik Nghe An?", use_llm=False)
     assert answer.notes[0].startswith("Model bahasa belum dikonfigurasi")

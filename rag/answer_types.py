@@ -1,0 +1,101 @@
+"""What kind of answer a question asks for: an amount of money, a date, a number, a population, an area.
+
+Without a language model, nothing reads the chosen sentences to check that
+they answer the question, and embedding similarity cannot tell "Seongnam is a
+leading high-tech city" from the city's population: both are about Seongnam.
+The answer type can: a "how much money" question is not answered by a
+sentence without an amount, a "when" question not by one without a date.  So
+extractive answers prefer sentences of the expected type, and refuse when
+none of the relevant sentences has it (see :mod:`rag.extractive`).
+
+Cues and patterns cover the corpus languages (English, Vietnamese,
+Indonesian, Malay) and are matched on folded text (lower case, no
+diacritics), the same folding the lexical search uses.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .language import fold
+
+MONEY = "money"
+DATE = "date"
+POPULATION = "population"
+AREA = "area"
+NUMBER = "number"
+
+
+def _words(*alternatives: str) -> re.Pattern:
+    return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b")
+
+
+_HOW_MUCH = _words("how much", "bao nhieu", "berapa", "what is the (?:total )?(?:value|amount)")
+_MONEY_NOUNS = _words(
+    "money", "capital", "budget", "cost", "funding", "investment value",
+    "von", "tien", "kinh phi", "ngan sach", "gia tri",
+    "nilai", "anggaran", "modal", "dana", "biaya", "peruntukan",
+)
+_WHEN = _words(
+    "when (?:did|does|do|was|were|will|is|are|has|have|had)", "what (?:year|date|day|month)", "which (?:year|date|day|month)",
+    "khi nao", "bao gio", "luc nao", "(?:nam|ngay|thang) nao",
+    "kapan", "bila(?:kah)?", "(?:tahun|tanggal|bulan|tarikh) (?:berapa|bila)",
+)
+_POPULATION = _words("population", "inhabitants", "dan so", "so dan", "penduduk", "populasi")
+_AREA = _words("area", "dien tich", "luas", "keluasan")
+_HOW_MANY = _words(
+    "how many", "how much", "how big", "how large", "number of", "percentage",
+    "bao nhieu", "so may", "berapa", "jumlah",
+)
+
+# What a sentence must contain to be an answer of each type.
+_NUMBER = r"\d[\d.,]*"
+_SCALES = "million|billion|trillion|trieu|ty|nghin ty|juta|miliar|bilion|triliun"
+_CURRENCIES = "usd|vnd|dong|won|yen|euros?|ringgit|rupiah|dollars?|do la"
+_MONEY_AMOUNT = re.compile(
+    rf"(?:\$|\bus\$|\busd|\brp|\brm)\s?\d|{_NUMBER}\s*(?:{_SCALES}|{_CURRENCIES})\b"
+)
+_DATE = re.compile(
+    r"\b(?:1[89]\d\d|20\d\d)\b|\b\d{1,2}\s?[/.-]\s?\d{1,2}\b|\bthang \d{1,2}\b|\b(?:"
+    "january|february|march|april|june|july|august|september|october|november|december|"
+    "januari|februari|maret|mac|mei|juni|juli|agustus|ogos|oktober|disember|desember"
+    r")\b"
+)
+_AREA_AMOUNT = re.compile(rf"{_NUMBER}\s*(?:ha|hectares?|hektar|km2|km²|m2|m²|square)\b")
+_COUNT = re.compile(
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|millions?|"
+    "mot|hai|ba|bon|nam|sau|bay|tam|chin|muoi|tram|nghin|ngan|trieu|"
+    r"satu|dua|tiga|empat|lima|enam|tujuh|delapan|lapan|sembilan|sepuluh|puluhan?|ratusan?|ribuan?|juta)\b"
+)
+
+
+def expected_type(question: str) -> str | None:
+    """The kind of answer ``question`` asks for, or None when any sentence may answer it ("who", "which")."""
+    q = fold(question)
+    if _HOW_MUCH.search(q) and _MONEY_NOUNS.search(q):
+        return MONEY
+    if _WHEN.search(q):
+        return DATE
+    if _POPULATION.search(q):
+        return POPULATION
+    if _AREA.search(q) and _HOW_MANY.search(q):
+        return AREA
+    if _HOW_MANY.search(q):
+        return NUMBER
+    return None
+
+
+def has_type(sentence: str, answer_type: str | None) -> bool:
+    """Whether ``sentence`` contains an answer of ``answer_type`` (always true for untyped questions)."""
+    s = fold(sentence)
+    if answer_type == MONEY:
+        return bool(_MONEY_AMOUNT.search(s))
+    if answer_type == DATE:
+        return bool(_DATE.search(s))
+    if answer_type == POPULATION:
+        return bool(_POPULATION.search(s) and _COUNT.search(s))
+    if answer_type == AREA:
+        return bool(_AREA_AMOUNT.search(s))
+    if answer_type == NUMBER:
+        return bool(_COUNT.search(s))
+    return True

@@ -1,0 +1,56 @@
+"""Answer types: what a question asks for, and whether a sentence contains it, in the corpus languages."""
+
+import pytest
+
+from rag.answer_types import AREA, DATE, MONEY, NUMBER, POPULATION, expected_type, has_type
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How much money will Sumitomo invest in the industrial park?", MONEY),
+        ("Tong von dau tu cua Han Quoc vao Thanh Hoa la bao nhieu?", MONEY),
+        ("Berapa anggaran proyek transformasi digital?", MONEY),
+        ("When did Hai Phong sign with Incheon?", DATE),
+        ("Since what year have Thanh Hoa and Seongnam cooperated?", DATE),
+        ("Diễn đàn diễn ra vào ngày nào?", DATE),
+        ("Kapan pembangunan dijadwalkan dimulai?", DATE),
+        ("Tahun berapa hubungan ditingkatkan?", DATE),
+        ("What is the population of Seongnam?", POPULATION),
+        ("Dân số tỉnh Yamanashi là bao nhiêu?", POPULATION),
+        ("Berapa luas Taman Teknologi Tinggi Hoa Lac?", AREA),
+        ("How many Korean businesses took part?", NUMBER),
+        ("Có bao nhiêu công dân Hàn Quốc đang sinh sống tại TP HCM?", NUMBER),
+        ("Berapa proyek dari investor Kota Ho Chi Minh?", NUMBER),
+        ("Who is the mayor of Seongnam?", None),
+        ("Which mountain did he praise when talking about Yamanashi?", None),
+        ("Thị trưởng Seongnam là ai?", None),
+    ],
+)
+def test_expected_type(question, kind):
+    assert expected_type(question) == kind
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind", "expected"),
+    [
+        ("Nghe An menarik tiga proyek dengan total modal hampir 615 miliar VND.", MONEY, True),
+        ("The group will invest $200 million.", MONEY, True),
+        ("Dự án có tổng vốn 1.500 tỷ đồng.", MONEY, True),
+        ("Công ty Sumitomo sẽ khởi công vào năm 2026.", MONEY, False),  # "công ty" is a company, not a sum
+        ("Cộng đồng 80.000 người Hàn Quốc sinh sống tại TP HCM.", MONEY, False),  # "cộng đồng": a community
+        ("Pembangunan dijadwalkan dimulai pada awal 2026.", DATE, True),
+        ("Lễ ký kết diễn ra ngày 25/11.", DATE, True),
+        ("Upacara diadakan pada 10 Maret.", DATE, True),
+        ("Seongnam adalah kota terkemuka di Korea.", DATE, False),
+        ("Seongnam có dân số khoảng 920.000 người.", POPULATION, True),
+        ("Seongnam có 14 doanh nghiệp tham gia đoàn.", POPULATION, False),
+        ("Khu công nghệ cao rộng 1.586 ha.", AREA, True),
+        ("Hà Nội có hơn 840 dự án.", AREA, False),  # "Hà" is not hectares
+        ("Nghe An menarik tiga proyek.", NUMBER, True),
+        ("Delegasi ini dipimpin oleh Wali Kota.", NUMBER, False),
+        ("Any sentence at all.", None, True),
+    ],
+)
+def test_has_type(sentence, kind, expected):
+    assert has_type(sentence, kind) is expected
