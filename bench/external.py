@@ -1,9 +1,12 @@
 """Retrieval quality on the external benchmark (XQuAD vi/en→vi, FacQA id), per question group.
 
-    python -m bench external [--quick]
+    python -m bench external [--quick] [--rebuild] [--vary SETTING VALUE ...] [--chunk-tokens N]
 
 Indexes ``passages.jsonl`` with the project's own pipeline, asks every question
 through the same search the CLI uses, and prints recall@1/5/20 per group.
+``--vary`` scores several values of one retrieval setting (``lexical_weight``,
+``language_calibration``, ``sentence_weight``, ``rerank_candidates``,
+``candidates``) on the same index, e.g. ``--vary sentence_weight 0 1``.
 """
 
 from __future__ import annotations
@@ -13,23 +16,27 @@ import time
 from collections import defaultdict
 
 from rag.assistant import Assistant
+from rag.config import Settings
 from rag.evaluation import load_questions, ranked_articles, recall_at
 
 from .common import SHARED_BENCH, bench_settings, machine, table
 
 KS = (1, 5, 20)
+VARIABLE = ("lexical_weight", "language_calibration", "sentence_weight", "rerank_candidates", "candidates")
 
 
-def run(quick: bool = False, lexical_weights: list[float] | None = None, **overrides) -> None:
-    """Score each lexical weight (0 = dense only; default: the configured one) on the same index."""
+def run(quick: bool = False, rebuild: bool = False, vary: tuple[str, list[str]] | None = None, **overrides) -> None:
+    """Score each value of the varied setting (default: the configured settings) on the same index."""
     assistant = Assistant(bench_settings("external", SHARED_BENCH / "passages.jsonl", **overrides))
-    print(assistant.index().summary())
+    print(assistant.index(rebuild=rebuild).summary())
     questions = load_questions(SHARED_BENCH / "questions.jsonl")
     if quick:
         questions = questions[::6]
+    name, values = vary or ("lexical_weight", [assistant.settings.lexical_weight])
+    base = assistant.settings
     rows = []
-    for weight in lexical_weights or [assistant.settings.lexical_weight]:
-        assistant.settings = assistant.settings.model_copy(update={"lexical_weight": weight})
+    for value in values:
+        assistant.settings = base.model_copy(update={name: Settings.model_fields[name].annotation(value)})
         scores: dict[str, list[list[float]]] = defaultdict(list)
         started = time.perf_counter()
         for question in questions:
@@ -38,19 +45,23 @@ def run(quick: bool = False, lexical_weights: list[float] | None = None, **overr
         per_query_ms = (time.perf_counter() - started) / len(questions) * 1000
         for group, group_rows in sorted(scores.items()):
             means = [sum(row[i] for row in group_rows) / len(group_rows) for i in range(len(KS))]
-            rows.append([weight, group, len(group_rows), *means, per_query_ms])
+            rows.append([value, group, len(group_rows), *means, per_query_ms])
     print(f"\n{machine()}; {len(questions)} questions\n")
-    print(table(["lexical weight", "group", "n", *[f"recall@{k}" for k in KS], "ms/query (all groups)"], rows))
+    print(table([name, "group", "n", *[f"recall@{k}" for k in KS], "ms/query (all groups)"], rows))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="every 6th question only")
-    parser.add_argument("--lexical-weights", type=float, nargs="+", help="fusion weights of BM25 to compare")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the bench index (after a change of chunking)")
+    parser.add_argument("--vary", nargs="+", metavar=("SETTING", "VALUE"), help="a retrieval setting and its values")
     parser.add_argument("--chunk-tokens", type=int, help="override the chunk size (rebuilds the bench index)")
     args = parser.parse_args(argv)
+    if args.vary and (args.vary[0] not in VARIABLE or len(args.vary) < 2):
+        parser.error(f"--vary takes one of {', '.join(VARIABLE)} and at least one value")
+    vary = (args.vary[0], args.vary[1:]) if args.vary else None
     overrides = {"chunk_tokens": args.chunk_tokens} if args.chunk_tokens else {}
-    run(quick=args.quick, lexical_weights=args.lexical_weights, **overrides)
+    run(quick=args.quick, rebuild=args.rebuild, vary=vary, **overrides)
 
 
 if __name__ == "__main__":

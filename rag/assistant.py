@@ -6,23 +6,41 @@ loaded once per process, and keeps the index in step with the corpus.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import tempfile
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import cached_property
+from itertools import chain, count
+from pathlib import Path
 
 from . import citations
 from .answers import MODE_EXTRACTIVE, MODE_LLM, Answer, message
 from .config import Settings, load_settings
+from .corpus import Article, ArticleError, CorpusError, iter_sources, parse_source
 from .embeddings import Embedder
 from .extractive import extract_answer
 from .generation import LLMClient, LLMError, Turn, build_messages, could_be_refusal, is_refusal, rewrite_followup
 from .indexing import IndexReport, update_index
-from .language import detect_language, name_tokens
+from .language import NameVocabulary, detect_language
 from .retrieval import Hit, LexicalIndex, RetrievalOptions, Retriever
 from .store import IndexStore, live_generation
 
 FOLLOW_UP_WORDS = 6  # without an LLM, a question this short after another borrows its words for retrieval
+WEB_URL = re.compile(r"https?://\S+$", re.I)
+
+
+@dataclass(frozen=True)
+class AddedFile:
+    """A file put into the corpus folder by :meth:`Assistant.add_file`, and the articles the parser read from it."""
+
+    path: Path
+    articles: list[Article]
 
 
 class Assistant:
@@ -30,11 +48,12 @@ class Assistant:
         self.settings = settings or load_settings()
         self._store: IndexStore | None = None
         self._lexical: LexicalIndex | None = None
+        self._names: NameVocabulary | None = None
         self._lock = threading.RLock()
 
     @cached_property
     def embedder(self) -> Embedder:
-        return Embedder(self.settings.model, self.settings.model_cache)
+        return Embedder.from_settings(self.settings)
 
     def index(self, *, rebuild: bool = False, progress: bool = True) -> IndexReport:
         """Bring the index up to date with the corpus (incrementally unless ``rebuild``)."""
@@ -57,6 +76,7 @@ class Assistant:
             self._store.close()
             self._store = None
             self._lexical = None
+            self._names = None
 
     @property
     def lexical(self) -> LexicalIndex:
@@ -67,8 +87,16 @@ class Assistant:
             return self._lexical
 
     @property
+    def names(self) -> NameVocabulary:
+        with self._lock:
+            store = self.store
+            if self._names is None:
+                self._names = NameVocabulary([f"{p.title}\n{p.text}" for p in store.all_passages()])
+            return self._names
+
+    @property
     def retriever(self) -> Retriever:
-        options = RetrievalOptions(self.settings.lexical_weight, self.settings.candidates)
+        options = RetrievalOptions.from_settings(self.settings)
         return Retriever(self.store, self.embedder, self.lexical if options.lexical_weight > 0 else None, options)
 
     @cached_property
@@ -147,7 +175,7 @@ class Assistant:
         clock = time.perf_counter()
         answer = Answer(question, "", [], hits, MODE_EXTRACTIVE, notes=notes, standalone_question=standalone,
                         timings=timings)
-        extract = extract_answer(standalone, hits, self.embedder) if hits else None
+        extract = extract_answer(standalone, hits, self.embedder, self.retriever.cache.sentences) if hits else None
         timings["extract"] = time.perf_counter() - clock
         if extract is None or not self._relevant(standalone, extract.best_score):
             answer.text, answer.refused = message("not_found", lang), True
@@ -160,8 +188,100 @@ class Assistant:
         """Without an LLM to judge, refuse on a weak best sentence, or names the corpus never mentions ("Da Nang")."""
         if best_sentence_score < self.settings.relevance_floor:
             return False
-        return self.lexical.unknown_share(name_tokens(question)) < self.settings.unknown_names_ceiling
+        return self.names.unknown_share(question) < self.settings.unknown_names_ceiling
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
         return self.retriever.search(question, k or self.settings.top_k)
 
+    # ------------------------------------------------------------ adding articles
+
+    def add_file(self, name: str, raw: bytes) -> AddedFile:
+        """Put an article file (uploaded as ``name``) into the corpus folder; call :meth:`index` afterwards.
+
+        The parser reads it first, so nothing is written when it holds an
+        unusable article (:class:`ArticleError`, naming the file).  No existing
+        article is replaced: a taken name gets a number (``report-2.txt``) and
+        a JSONL record whose id is taken is refused.  The write is atomic, so
+        an index update running meanwhile never sees half a file.
+        """
+        with self._lock:
+            folder = self._corpus_folder()
+            taken = self._corpus_ids(folder)
+            suffix = Path(name).suffix.lower()
+            target = folder / f"{_unique(_safe_stem(Path(name).stem), taken)}{suffix}"
+            articles = _read_upload(Path(name).name, target.name, raw, self.settings.max_article_bytes)
+            clashes = [a.doc_id for a in articles if a.doc_id in taken]
+            if clashes:
+                raise ArticleError(f"{Path(name).name}: article id(s) {', '.join(map(repr, clashes))} already in "
+                                   "the corpus; give the records new ids")
+            _write_atomically(target, raw)
+            return AddedFile(target, articles)
+
+    def add_text(self, title: str, text: str, url: str | None = None) -> AddedFile:
+        """Put pasted text into the corpus as a one-record JSONL file, which keeps the title and URL exactly."""
+        url = (url or "").strip() or None
+        if url and not WEB_URL.match(url):
+            raise ArticleError(f"{url}: the source URL must start with http:// or https://")
+        with self._lock:
+            doc_id = _unique(_safe_stem(title), self._corpus_ids(self._corpus_folder()))
+            record = {"id": doc_id, "title": title.strip() or None, "text": text, "url": url}
+            return self.add_file(f"{doc_id}.jsonl", json.dumps(record, ensure_ascii=False).encode() + b"\n")
+
+    def _corpus_folder(self) -> Path:
+        corpus = Path(self.settings.corpus)
+        if corpus.is_file():
+            raise CorpusError(f"the corpus is the single file {corpus}; adding articles needs a folder corpus "
+                              "(start with --corpus DIR, and move the file into that folder)")
+        return corpus  # a missing folder is reported by iter_sources
+
+    def _corpus_ids(self, folder: Path) -> set[str]:
+        """Article ids in the corpus, and the names of its files: what a new file must not reuse."""
+        ids = {item.doc_id for item in iter_sources(folder, self.settings.max_article_bytes) if item.doc_id}
+        return ids | {path.stem for path in folder.iterdir()}
+
+
+def _safe_stem(text: str) -> str:
+    """A file name (without extension) from any text: letters, digits, ``-`` and ``_`` only."""
+    stem = re.sub(r"[^\w-]+", "-", unicodedata.normalize("NFC", text)).strip("-_")[:80].strip("-_")
+    return stem or "article"
+
+
+def _unique(stem: str, taken: set[str]) -> str:
+    return next(name for name in chain([stem], (f"{stem}-{i}" for i in count(2))) if name not in taken)
+
+
+def _read_upload(shown_name: str, file_name: str, raw: bytes, max_bytes: int) -> list[Article]:
+    """Parse an upload with the corpus reader, from a private copy, before it goes into the corpus."""
+    with tempfile.TemporaryDirectory(prefix="rag-upload-") as folder:
+        staged = Path(folder) / file_name
+        staged.write_bytes(raw)
+
+        def named(exc: ArticleError) -> ArticleError:
+            # name the uploaded file, not the private copy; and it was never in the corpus to be removed from
+            message = str(exc).replace(str(staged), shown_name).replace("; remove it from the corpus", "")
+            return ArticleError(message, exc.doc_id)
+
+        articles = []
+        for item in iter_sources(staged, max_bytes):
+            if isinstance(item, ArticleError):
+                raise named(item)
+            try:
+                articles.append(parse_source(item))
+            except ArticleError as exc:
+                raise named(exc) from None
+    if not articles:
+        raise ArticleError(f"{shown_name}: no articles in it; is the file empty?")
+    return articles
+
+
+def _write_atomically(target: Path, raw: bytes) -> None:
+    """Write to a hidden temporary file (the corpus reader skips dot files), then rename it into place."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -187,5 +187,26 @@ def eval_command(
         raise typer.Exit(1)
 
 
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 opens it to the network)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on")] = 7860,
+    share: Annotated[bool, typer.Option("--share/--no-share", help="Also publish a temporary public gradio.live link")] = False,
+    corpus: CorpusOption = None,
+    index: IndexOption = None,
+) -> None:
+    """Open the browser chat at http://HOST:PORT (builds the index on first use, with progress in the page)."""
+    try:
+        settings = load_settings(corpus=corpus, index=index)
+    except ConfigError as exc:
+        fail(str(exc))
+    from ui.app import launch  # imported here: Gradio takes seconds to import, the other commands skip it
+
+    try:
+        launch(settings, host=host, port=port, share=share)
+    except OSError:  # Gradio's "Cannot find empty port", whatever the reason the address cannot be bound
+        fail(f"cannot serve on {host}:{port} (in use, or not an address of this machine); pick another --port/--host")
+
+
 def main() -> None:  # pragma: no cover - entry point
     app()

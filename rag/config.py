@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -45,11 +45,19 @@ class Settings(BaseSettings):
     encoding: str = Field("o200k_base", description="tiktoken encoding used to count tokens")
     max_article_bytes: int = Field(5_000_000, ge=1, description="Larger files are refused")
     embed_batch_size: int = Field(32, ge=1, le=1024)
+    ivf_threshold: int = Field(
+        50_000, ge=10, description="Chunks from which the vector index is approximate (IVF) instead of exact"
+    )
 
     # retrieval (defaults follow bench/README.md)
     top_k: int = Field(5, ge=1, le=100)
     lexical_weight: float = Field(0.3, ge=0, le=10, description="Weight of BM25 in rank fusion; 0 = dense only")
     candidates: int = Field(50, ge=1, le=1000, description="Candidates per ranking before fusion")
+    language_calibration: float = Field(
+        0.75, ge=0, le=2, description="Share of each passage language's pull on every question taken off its score; 0 = off"
+    )
+    sentence_weight: float = Field(1.0, ge=0, le=10, description="Weight of a passage's best sentence in re-ranking; 0 = off")
+    rerank_candidates: int = Field(30, ge=0, le=1000, description="Dense candidates re-ranked by their best sentence")
     relevance_floor: float = Field(0.80, ge=0, le=1, description="No-LLM mode refuses below this sentence similarity")
     unknown_names_ceiling: float = Field(
         1.0, ge=0, le=1.01, description="No-LLM mode refuses when this share of the question's names is unknown"
@@ -66,6 +74,13 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(60.0, gt=0, validation_alias=AliasChoices("RAG_LLM_TIMEOUT", "llm_timeout"))
     llm_max_retries: int = Field(2, ge=0, le=10, validation_alias=AliasChoices("RAG_LLM_MAX_RETRIES", "llm_max_retries"))
     context_tokens: int = Field(3000, ge=200, description="Token budget for passages in the prompt")
+
+    # CPU threads (defaults follow bench/results-latency.md; 0 = every usable core)
+    query_threads: int = Field(1, ge=0, le=256, description="torch threads for a question or a few sentences")
+    index_threads: int = Field(0, ge=0, le=256, description="torch threads for bulk embedding while indexing")
+    query_backend: Literal["onnx", "torch"] = Field(
+        "onnx", description="Runtime for questions and other small calls (onnx: same vectors, a third of the CPU)"
+    )
 
     @classmethod
     def settings_customise_sources(

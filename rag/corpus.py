@@ -28,8 +28,9 @@ from charset_normalizer import from_bytes
 
 from .language import detect_language
 
-# Bump when cleaning rules change: every article is then re-parsed and re-embedded.
-PARSER_VERSION = "1"
+# Bump when cleaning rules, or what chunking embeds, change: every article is then re-parsed and re-embedded.
+# 2: a title that only repeats the article's opening is no longer embedded with each chunk.
+PARSER_VERSION = "2"
 ARTICLE_SUFFIXES = (".txt", ".md", ".html", ".htm")
 JSONL_SUFFIXES = (".jsonl",)
 

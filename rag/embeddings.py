@@ -9,19 +9,28 @@ loaded from the cache, and downloaded only when the machine is online.
 The fingerprint of the resolved weights is stored in the index manifest, so
 switching models (or weight sources) forces a rebuild instead of mixing
 incompatible vectors.
+
+Two runtimes compute the same vectors: bulk embedding (indexing) runs on
+torch over every core, while questions and other small calls run on ONNX
+Runtime on one thread, which costs a third of torch's CPU time per question
+(see :mod:`rag.threads` and bench/results-latency.md).  The ONNX graph is
+exported from the loaded model once and kept beside the model cache.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_MODEL
+from .config import DEFAULT_MODEL, Settings
+from .threads import resolve as resolve_threads
+from .threads import torch_threads
 
 # No code below may reach the hub unless the user asked for a hub model that is not cached.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -72,10 +81,28 @@ def _dir_signature(path: Path) -> str:
 
 
 class Embedder:
-    """Encodes questions and passages, with the model's own query/passage prompts."""
+    """Encodes questions and passages, with the model's own query/passage prompts.
 
-    def __init__(self, model: str = DEFAULT_MODEL, cache_dir: Path | None = None):
-        self.resolved = resolve_model(model, cache_dir or Path.home() / ".cache" / "rag-news" / "models")
+    Calls are interactive (a question, the sentences of the passages found
+    for it, however many) and run on ``query_backend`` with ``query_threads``,
+    unless the caller says ``bulk=True`` (indexing): then torch on
+    ``bulk_threads``.  See :mod:`rag.threads` for why the thread counts differ.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, cache_dir: Path | None = None, *,
+                 query_threads: int = Settings.model_fields["query_threads"].default,
+                 bulk_threads: int = Settings.model_fields["index_threads"].default,
+                 query_backend: str = Settings.model_fields["query_backend"].default):
+        self.cache_dir = Path(cache_dir or Path.home() / ".cache" / "rag-news" / "models")
+        self.resolved = resolve_model(model, self.cache_dir)
+        self.query_threads = query_threads
+        self.bulk_threads = bulk_threads
+        self.query_backend = query_backend
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Embedder:
+        return cls(settings.model, settings.model_cache, query_threads=settings.query_threads,
+                   bulk_threads=settings.index_threads, query_backend=settings.query_backend)
 
     @cached_property
     def model(self):
@@ -103,24 +130,115 @@ class Embedder:
     def _prompt(self, kind: str) -> str | None:
         return kind if kind in (self.model.prompts or {}) else None
 
-    def embed_passages(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        return self._encode(texts, "passage", batch_size)
+    def embed_passages(self, texts: list[str], batch_size: int = 32, *, bulk: bool = False) -> np.ndarray:
+        """Passage vectors; ``bulk`` for indexing-size work that should use every core."""
+        return self._encode(texts, "passage", batch_size, bulk)
 
     def embed_queries(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        return self._encode(texts, "query", batch_size)
+        return self._encode(texts, "query", batch_size, False)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._encode([text], "query", 1)[0]
+        return self._encode([text], "query", 1, False)[0]
 
-    def _encode(self, texts: list[str], kind: str, batch_size: int) -> np.ndarray:
+    def _encode(self, texts: list[str], kind: str, batch_size: int, bulk: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(
-            [text.strip() for text in texts],  # trailing spaces change the tokens, not the meaning
-            prompt_name=self._prompt(kind),
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        texts = [text.strip() for text in texts]  # trailing spaces change the tokens, not the meaning
+        if not bulk and self.query_backend == "onnx":
+            return self.onnx.encode(texts, self._prompt_text(kind), batch_size)
+        with torch_threads(self.bulk_threads if bulk else self.query_threads):
+            vectors = self.model.encode(
+                texts,
+                prompt_name=self._prompt(kind),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _prompt_text(self, kind: str) -> str | None:
+        name = self._prompt(kind)
+        return self.model.prompts[name] if name else None
+
+    @cached_property
+    def onnx(self) -> OnnxEncoder:
+        """The model on ONNX Runtime, for interactive calls (its thread count is fixed when it is made)."""
+        return OnnxEncoder(self.model, self.onnx_path, self.query_threads)
+
+    @cached_property
+    def onnx_path(self) -> Path:
+        """The model exported to ONNX, once, in the model cache."""
+        folder = self.cache_dir / f"onnx-{hashlib.sha256(self.resolved.fingerprint.encode()).hexdigest()[:16]}"
+        return export_onnx(self.model, folder / "model.onnx")
+
+
+# ------------------------------------------------------------------ ONNX Runtime
+
+
+class OnnxEncoder:
+    """The model's transformer run by ONNX Runtime, with sentence-transformers' own tokenisation and mean pooling.
+
+    Why: for one question it needs about a third of torch's CPU time (fused
+    attention and layer norms, no eager per-operator overhead) and gives the
+    same vectors (cosine >= 0.9999), so it serves the interactive calls; bulk
+    embedding is no faster this way and stays on torch (bench/results-latency.md).
+    """
+
+    def __init__(self, model, onnx_path: Path, threads: int):
+        import onnxruntime as ort
+
+        if [type(module).__name__ for module in model] != ["Transformer", "Pooling", "Normalize"] or \
+                model[1].pooling_mode != "mean":
+            raise ModelError("query_backend = 'onnx' supports mean-pooled models only; set query_backend = 'torch'")
+        self.model = model
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = resolve_threads(threads)
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+    def encode(self, texts: list[str], prompt: str | None, batch_size: int) -> np.ndarray:
+        order = np.argsort([-len(text) for text in texts], kind="stable")  # batch by length, as encode() does
+        vectors = np.zeros((len(texts), self.model.get_embedding_dimension()), dtype=np.float32)
+        for first in range(0, len(texts), batch_size):
+            rows = order[first : first + batch_size]
+            features = self.model.preprocess([texts[i] for i in rows], prompt=prompt)
+            mask = features["attention_mask"].numpy().astype(np.int64)
+            hidden = self.session.run(None, {"input_ids": features["input_ids"].numpy().astype(np.int64),
+                                             "attention_mask": mask})[0]
+            pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+            vectors[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return vectors
+
+
+def export_onnx(model, path: Path) -> Path:
+    """Export the transformer of a sentence-transformers ``model`` to ``path`` once (atomically), and return it."""
+    if path.is_file():
+        return path
+    import torch
+
+    class LastHiddenState(torch.nn.Module):  # positional inputs and one output, as the exporter wants
+        def __init__(self, transformer):
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids, attention_mask):
+            return self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    sample = model.preprocess(["a", "hai ba bốn năm"])  # two lengths: the traced graph must handle padding
+    names = ("input_ids", "attention_mask", "last_hidden_state")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on shape checks; tests compare the vectors with torch's
+            torch.onnx.export(
+                LastHiddenState(model[0].auto_model).eval(), (sample["input_ids"], sample["attention_mask"]),
+                str(partial), input_names=list(names[:2]), output_names=[names[2]],
+                dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names}, opset_version=17, dynamo=False,
+            )
+        os.replace(partial, path)
+    except Exception as exc:  # noqa: BLE001 - the exporter fails in many ways
+        partial.unlink(missing_ok=True)
+        raise ModelError(f"cannot export the embedding model to ONNX ({exc}); set query_backend = 'torch'") from exc
+    return path

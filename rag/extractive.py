@@ -16,10 +16,9 @@ import numpy as np
 
 from .answer_types import expected_type, has_type
 from .answers import Citation
-from .chunking import split_sentences
 from .embeddings import Embedder
 from .language import detect_language, lexical_tokens, name_tokens
-from .retrieval import Hit
+from .retrieval import Hit, SentenceVectors
 
 MAX_SENTENCES = 3
 MARGIN = 0.03  # sentences scoring within this of the best one are kept too
@@ -35,12 +34,13 @@ class Extract:
     best_score: float  # how well the best sentence matches the question (for the relevance floor)
 
 
-def extract_answer(question: str, hits: list[Hit], embedder: Embedder) -> Extract:
+def extract_answer(question: str, hits: list[Hit], embedder: Embedder, sentence_vectors: SentenceVectors) -> Extract:
+    """The best sentences of ``hits`` for ``question``; ``sentence_vectors`` holds the sentences retrieval embedded."""
     candidates = _candidate_sentences(hits)
     if not candidates:
         return Extract("", [], 0.0)
     sentences = [sentence for _, sentence in candidates]
-    similarity = embedder.embed_passages(sentences) @ embedder.embed_query(question)
+    similarity = sentence_vectors.embed(sentences, embedder) @ embedder.embed_query(question)
     lang = detect_language(question)
     words = {t for t in lexical_tokens(question) if len(t) > 2 or t.isdigit()}
     names = name_tokens(question)
@@ -67,9 +67,7 @@ def extract_answer(question: str, hits: list[Hit], embedder: Embedder) -> Extrac
 def _candidate_sentences(hits: list[Hit]) -> list[tuple[int, str]]:
     candidates, seen = [], set()
     for index, hit in enumerate(hits):
-        text = hit.passage.text
-        for start, end in split_sentences(text, hit.passage.lang):
-            sentence = text[start:end]
+        for sentence in SentenceVectors.sentences(hit.passage):
             if len(sentence.split()) >= MIN_SENTENCE_WORDS and sentence not in seen:  # overlapping chunks repeat
                 seen.add(sentence)
                 candidates.append((index, sentence))

@@ -10,6 +10,8 @@ is a full rebuild.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +21,7 @@ from .chunking import Chunk, chunk_article
 from .config import Settings
 from .corpus import PARSER_VERSION, Article, ArticleError, Source, iter_sources, parse_source
 from .embeddings import Embedder
-from .store import IndexCorrupt, IndexStore, IndexWriter, Manifest, live_generation
+from .store import IndexCorrupt, IndexWriter, Manifest, live_fingerprints, live_generation
 
 
 @dataclass
@@ -34,6 +36,15 @@ class IndexReport:
     total_chunks: int = 0
     rebuilt: bool = False
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, for bench/indexing.py
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - started
 
     @property
     def changed_anything(self) -> bool:
@@ -84,20 +95,23 @@ def update_index(
 ) -> IndexReport:
     """Make the index in ``settings.index`` match the corpus in ``settings.corpus``."""
     started = time.perf_counter()
-    embedder = embedder or Embedder(settings.model, settings.model_cache)
+    embedder = embedder or Embedder.from_settings(settings)
     manifest = expected_manifest(settings, embedder)
-    stored, rebuild, live = _stored_fingerprints(settings, manifest, rebuild)
-    plan = _plan(settings, stored)
-    report = IndexReport(unchanged=plan.unchanged, rebuilt=rebuild, errors=[str(e) for e in plan.errors])
+    report = IndexReport()
+    with report.timed("plan"):
+        stored, rebuild, live = _stored_fingerprints(settings, manifest, rebuild)
+        plan = _plan(settings, stored)
+    report.unchanged, report.rebuilt, report.errors = plan.unchanged, rebuild, [str(e) for e in plan.errors]
 
     parsed: list[Article] = []
-    for source in plan.to_parse:
-        try:
-            parsed.append(parse_source(source))
-        except ArticleError as exc:
-            report.errors.append(str(exc))
-            if source.doc_id in stored:
-                report.unchanged += 1  # keep the version already indexed
+    with report.timed("parse"):
+        for source in plan.to_parse:
+            try:
+                parsed.append(parse_source(source))
+            except ArticleError as exc:
+                report.errors.append(str(exc))
+                if source.doc_id in stored:
+                    report.unchanged += 1  # keep the version already indexed
     for article in parsed:
         (report.changed if article.doc_id in stored else report.added).append(article.doc_id)
     report.removed = sorted(plan.to_remove)
@@ -119,15 +133,12 @@ def _stored_fingerprints(
     if rebuild or live_generation(settings.index) is None:
         return {}, True, None
     try:
-        store = IndexStore.open(settings.index)
+        live, fingerprints = live_fingerprints(settings.index)
     except IndexCorrupt:
         return {}, True, None
-    try:
-        if not store.manifest.compatible_with(manifest):
-            return {}, True, None
-        return store.fingerprints(), False, store.manifest
-    finally:
-        store.close()
+    if not live.compatible_with(manifest):
+        return {}, True, None
+    return fingerprints, False, live
 
 
 def _plan(settings: Settings, stored: dict[str, str]) -> _Plan:
@@ -157,16 +168,22 @@ def _write(
     start_empty: bool,
     progress: bool,
 ) -> Manifest:
-    chunked = [(article, chunk(settings, article)) for article in articles]
-    vectors = _embed_all(embedder, [c for _, chunks in chunked for c in chunks], settings.embed_batch_size, progress)
+    with report.timed("chunk"):
+        chunked = [(article, chunk(settings, article)) for article in articles]
+    with report.timed("embed"):
+        vectors = _embed_all(embedder, [c for _, chunks in chunked for c in chunks], settings.embed_batch_size, progress)
     report.embedded_chunks = len(vectors)
-    with IndexWriter(settings.index, manifest, start_empty=start_empty) as writer:
-        writer.remove_articles(report.changed + report.removed)
-        offset = 0
-        for article, chunks in chunked:
-            writer.add_article(article, chunks, vectors[offset : offset + len(chunks)])
-            offset += len(chunks)
-        return writer.commit()
+    with ExitStack() as stack:
+        with report.timed("open writer"):
+            writer = stack.enter_context(IndexWriter(settings.index, manifest, start_empty=start_empty, ivf_threshold=settings.ivf_threshold))
+        with report.timed("write rows"):
+            writer.remove_articles(report.changed + report.removed)
+            offset = 0
+            for article, chunks in chunked:
+                writer.add_article(article, chunks, vectors[offset : offset + len(chunks)])
+                offset += len(chunks)
+        with report.timed("commit"):
+            return writer.commit()
 
 
 def _embed_all(embedder: Embedder, chunks: list[Chunk], batch_size: int, progress: bool) -> np.ndarray:
@@ -176,6 +193,6 @@ def _embed_all(embedder: Embedder, chunks: list[Chunk], batch_size: int, progres
     step = max(batch_size * 8, 1)
     with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress or not texts) as bar:
         for first in range(0, len(texts), step):
-            parts.append(embedder.embed_passages(texts[first : first + step], batch_size=batch_size))
+            parts.append(embedder.embed_passages(texts[first : first + step], batch_size=batch_size, bulk=True))
             bar.update(len(parts[-1]))
     return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)

@@ -1,20 +1,28 @@
 """Finding the passages that answer a question.
 
 Dense search (multilingual embeddings) does the heavy lifting because
-questions and articles are usually in different languages.  Lexical BM25 over
-accent-folded, alias-normalised tokens adds exact matches on names and
-numbers (``Shin Sang Jin``, ``615``), which embeddings blur.  The two rankings
-are merged by weighted reciprocal-rank fusion; the weights are settings, and
-their defaults follow the measurements in bench/README.md.
+questions and articles are usually in different languages.  Its candidates
+are then corrected for the pull of each passage language on every question
+(:class:`LanguageCentroids`) and the first few re-ranked by their best single
+sentence (:class:`SentenceVectors`).  Lexical BM25 over accent-folded,
+alias-normalised tokens adds exact matches on names and numbers (``Shin Sang
+Jin``, ``615``), which embeddings blur.  The two rankings are merged by
+weighted reciprocal-rank fusion.  Every step's weight is a setting; the
+defaults follow the measurements in bench/results-retrieval.md.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 import bm25s
 import numpy as np
 
+from .chunking import split_sentences
+from .config import Settings
 from .embeddings import Embedder
 from .language import detect_language, lexical_tokens, name_tokens
 from .store import IndexStore, Passage
@@ -85,34 +93,172 @@ class LexicalIndex:
 class RetrievalOptions:
     lexical_weight: float  # 0 disables BM25
     candidates: int  # taken from each ranking before fusion
+    language_calibration: float  # 0 disables the correction of each passage language's pull
+    sentence_weight: float  # 0 disables re-ranking by the best sentence
+    rerank_candidates: int  # how many of the first dense candidates are re-ranked by sentence
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetrievalOptions:
+        return cls(settings.lexical_weight, settings.candidates, settings.language_calibration,
+                   settings.sentence_weight, settings.rerank_candidates)
+
+
+class LanguageCentroids:
+    """How much each passage language pulls every question, whatever it asks.
+
+    Multilingual embeddings keep a language component: an English question
+    sits closer to Indonesian than to Vietnamese text before meaning counts,
+    so on the external benchmark a third of the top-5 slots of English
+    questions about Vietnamese passages went to unrelated Indonesian ones.
+    The pull of language L on a question q is q·(mean of L's passage vectors -
+    mean of all), which :meth:`offsets` returns per passage so it can be
+    subtracted.  A language with few articles has a centroid that is mostly
+    their topic, not their language, so it is shrunk towards the global mean
+    (weight n / (n + ``PRIOR_ARTICLES``)): in a corpus of five articles the
+    correction all but vanishes instead of penalising the one article that
+    answers.
+    """
+
+    PRIOR_ARTICLES = 20
+
+    def __init__(self, passages: list[Passage], vectors: np.ndarray):
+        langs = np.array([p.lang for p in passages])
+        overall = vectors.mean(axis=0) if len(vectors) else np.zeros(vectors.shape[1], dtype=np.float32)
+        self.shifts: dict[str, np.ndarray] = {}
+        for lang in set(langs.tolist()):
+            mine = langs == lang
+            articles = len({p.doc_id for p, m in zip(passages, mine) if m})
+            weight = articles / (articles + self.PRIOR_ARTICLES)
+            self.shifts[lang] = weight * (vectors[mine].mean(axis=0) - overall)
+
+    @classmethod
+    def of_store(cls, store: IndexStore) -> LanguageCentroids:
+        passages = store.all_passages()
+        row_ids = np.array([p.row_id for p in passages], dtype=np.int64)
+        vectors = store.vectors.reconstruct_batch(row_ids) if len(row_ids) else np.zeros((0, store.vectors.d))
+        return cls(passages, np.asarray(vectors, dtype=np.float32))
+
+    def offsets(self, query: np.ndarray, langs: list[str]) -> np.ndarray:
+        pulls = {lang: float(shift @ query) for lang, shift in self.shifts.items()}
+        return np.array([pulls.get(lang, 0.0) for lang in langs], dtype=np.float32)
+
+
+class SentenceVectors:
+    """Vectors of single sentences, embedded when first needed and kept (least recently used out).
+
+    A chunk's vector averages all of its sentences; a question usually asks
+    about one of them.  The best sentence similarity finds that sentence even
+    when the rest of the chunk is about something else.
+    """
+
+    MAX_SENTENCES = 50_000  # ~75 MB of 384-d vectors
+
+    def __init__(self):
+        self.vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def best_similarity(self, query: np.ndarray, passages: list[Passage], embedder: Embedder) -> np.ndarray:
+        """For each passage, the highest cosine similarity of one of its sentences to ``query``."""
+        sentences = [self.sentences(p) for p in passages]
+        self._embed_missing([s for group in sentences for s in group], embedder)
+        return np.array([max(float(self.vectors[s] @ query) for s in group) for group in sentences],
+                        dtype=np.float32)
+
+    def embed(self, sentences: list[str], embedder: Embedder) -> np.ndarray:
+        """The vectors of ``sentences``, one row each; extractive answers reuse what re-ranking embedded."""
+        self._embed_missing(sentences, embedder)
+        return np.vstack([self.vectors[s] for s in sentences])
+
+    @staticmethod
+    def sentences(passage: Passage) -> list[str]:
+        text = passage.text
+        return [text[start:end] for start, end in split_sentences(text, passage.lang)] or [text]
+
+    def _embed_missing(self, sentences: list[str], embedder: Embedder) -> None:
+        missing = [s for s in dict.fromkeys(sentences) if s not in self.vectors]
+        for sentence in sentences:
+            if sentence in self.vectors:
+                self.vectors.move_to_end(sentence)
+        self.vectors.update(zip(missing, embedder.embed_passages(missing)))
+        while len(self.vectors) > self.MAX_SENTENCES:
+            self.vectors.popitem(last=False)
+
+
+class _StoreCache:
+    """What retrieval derives from one index generation, built on first use and dropped with it."""
+
+    def __init__(self, store: IndexStore):
+        self.store = store
+        self.sentences = SentenceVectors()
+        self._centroids: LanguageCentroids | None = None
+
+    @property
+    def centroids(self) -> LanguageCentroids:
+        if self._centroids is None:
+            self._centroids = LanguageCentroids.of_store(self.store)
+        return self._centroids
+
+
+_caches: WeakKeyDictionary[IndexStore, _StoreCache] = WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def _cache_of(store: IndexStore) -> _StoreCache:
+    with _caches_lock:
+        if store not in _caches:
+            _caches[store] = _StoreCache(store)
+        return _caches[store]
 
 
 class Retriever:
+    """Dense search, corrected for the pull of each passage language, re-ranked by best sentence, fused with BM25."""
+
     def __init__(self, store: IndexStore, embedder: Embedder, lexical: LexicalIndex | None,
                  options: RetrievalOptions):
         self.store = store
         self.embedder = embedder
         self.lexical = lexical
         self.options = options
+        self.cache = _cache_of(store)
 
     def search(self, question: str, k: int = 5) -> list[Hit]:
         query = self.embedder.embed_query(question)
         dense = self.store.search(query, max(k, self.options.candidates))
         cosine = dict(dense)
+        passages = self.store.passages(cosine)
+        ranked = self._rerank(query, dense, passages)
         if self.lexical is not None and self.options.lexical_weight > 0:
             lexical = self.lexical.search(question, self.options.candidates)
-            ranked = fuse([dense, lexical], [1.0, self.options.lexical_weight])
-        else:
-            ranked = [row_id for row_id, _ in dense]
+            ranked = fuse([[(row_id, 0.0) for row_id in ranked], lexical], [1.0, self.options.lexical_weight])
         ranked = ranked[:k]
         missing = [row_id for row_id in ranked if row_id not in cosine]
         if missing:  # lexical-only hits: score them on the dense scale too, for display and floors
             cosine.update(self._cosines(query, missing))
-        passages = self.store.passages(ranked)
+            passages.update(self.store.passages(missing))
         return [Hit(rank, cosine[row_id], passages[row_id]) for rank, row_id in enumerate(ranked, start=1)]
 
+    def _rerank(self, query: np.ndarray, dense: list[tuple[int, float]], passages: dict[int, Passage]) -> list[int]:
+        """Order the dense candidates by language-corrected similarity, then the first few by their best sentence.
+
+        Score = cos(q, chunk) + w * max cos(q, sentence), each minus the pull of
+        the passage's language (``language_calibration`` times its centroid offset).
+        """
+        options = self.options
+        row_ids = [row_id for row_id, _ in dense]
+        if not row_ids or (options.language_calibration == 0 and options.sentence_weight == 0):
+            return row_ids
+        chosen = [passages[row_id] for row_id in row_ids]
+        offsets = options.language_calibration * self.cache.centroids.offsets(query, [p.lang for p in chosen])
+        scores = np.array([score for _, score in dense], dtype=np.float32) - offsets
+        order = np.argsort(-scores, kind="stable")
+        if options.sentence_weight > 0 and options.rerank_candidates > 0:
+            head = order[: options.rerank_candidates]
+            best = self.cache.sentences.best_similarity(query, [chosen[i] for i in head], self.embedder)
+            head_scores = scores[head] + options.sentence_weight * (best - offsets[head])
+            order = np.concatenate([head[np.argsort(-head_scores, kind="stable")], order[len(head):]])
+        return [row_ids[i] for i in order]
+
     def _cosines(self, query: np.ndarray, row_ids: list[int]) -> dict[int, float]:
-        vectors = np.vstack([self.store.vectors.reconstruct(row_id) for row_id in row_ids])
+        vectors = self.store.vectors.reconstruct_batch(np.array(row_ids, dtype=np.int64))
         return dict(zip(row_ids, (vectors @ query).tolist()))
 
 

@@ -1,18 +1,33 @@
-"""The index on disk: FAISS vectors plus SQLite metadata, written atomically.
+"""The index on disk: SQLite rows (with the vectors), a FAISS index over them, published in atomic generations.
 
 Layout of an index folder::
 
     index/
-      CURRENT            name of the live generation (replaced atomically)
-      gen-<time>-<pid>/  one complete, immutable index
-        manifest.json    model, dimension, chunking parameters, counts
-        vectors.faiss    inner-product index over L2-normalised vectors
-        meta.sqlite      articles and chunks; chunk row ids are the FAISS ids
-      .lock              held by the one writer at a time
+      CURRENT              name of the live generation (replaced atomically)
+      meta-<gen>.sqlite    articles and chunks with their vectors, shared by the generations since the
+                           last full build; each row records the generation that added it and the one
+                           that removed it
+      gen-<n>-<pid>-<ns>/  one generation
+        manifest.json      model, dimension, chunking parameters, counts, generation number
+        vectors.faiss      the FAISS index as of generation ``base_generation``; immutable, so a later
+                           generation that does not rewrite it shares the file through a hard link
+      .lock                held by the one writer at a time
 
-A writer copies the live generation into a new folder, changes the copy, and
-only then points ``CURRENT`` at it.  A crash or Ctrl-C at any moment leaves
-``CURRENT`` pointing at the previous complete generation.
+Why this shape: a generation used to be a full copy of the previous one, so
+adding one article to a 100k-chunk index paid 1–2 s of copying and fsync on
+top of its own embedding, growing with the index (bench/results-scale.md).  Now a
+writer only appends rows tagged with the next generation number, marks
+removed rows, and links the previous ``vectors.faiss``.  Readers see the rows
+with ``added <= g < removed`` of their generation ``g``, and apply the few
+rows added or removed since the FAISS file's base generation (the *delta*,
+whose vectors are in SQLite) when they open it.  When the delta grows past
+:data:`DELTA_FRACTION` of the index, or the size calls for another index type
+(see :func:`choose_layout`), the writer writes a fresh ``vectors.faiss``.
+
+Crash safety: nothing is visible before ``CURRENT`` names the new generation.
+Rows of a generation that was never published (a crash between the SQLite
+commit and the switch) are invisible to readers of the live one and are
+deleted by the next writer.
 """
 
 from __future__ import annotations
@@ -23,8 +38,9 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import faiss
@@ -36,19 +52,38 @@ from .corpus import Article
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
-METADATA = "meta.sqlite"
+FORMAT = 2  # on-disk layout; an index of another format is rebuilt
+FLAT = "flat"
+DELTA_FRACTION = 0.05  # rewrite vectors.faiss when more rows than this share changed since it was written
+TRAIN_POINTS_PER_LIST = 64  # k-means sample per IVF list: FAISS warns below 39, quality barely moves above 64
+SQL_BATCH = 10_000  # ids per IN (...) query: SQLite allows 32766 parameters
+NPROBE = 32  # IVF lists searched per query (all of them in a small index): see bench/results-scale.md
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
-    doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL, lang TEXT NOT NULL,
-    url TEXT, date TEXT, location TEXT NOT NULL, fingerprint TEXT NOT NULL
+    doc_id TEXT NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL, lang TEXT NOT NULL,
+    url TEXT, date TEXT, location TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    added INTEGER NOT NULL, removed INTEGER,
+    PRIMARY KEY (doc_id, added)
 );
 CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES articles(doc_id) ON DELETE CASCADE,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL,
     position INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
-    n_tokens INTEGER NOT NULL, text TEXT NOT NULL
+    n_tokens INTEGER NOT NULL, text TEXT NOT NULL, vector BLOB NOT NULL,
+    added INTEGER NOT NULL, removed INTEGER
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_generations ON chunks(added, removed);
+CREATE INDEX IF NOT EXISTS chunks_removed ON chunks(removed);
+CREATE INDEX IF NOT EXISTS articles_removed ON articles(removed);
+CREATE INDEX IF NOT EXISTS articles_generations ON articles(added, removed, doc_id, fingerprint);
 """
+PASSAGE_COLUMNS = "c.id, c.doc_id, c.position, a.title, a.url, a.lang, a.date, c.text, c.start, c.end"
+PASSAGE_JOIN = "chunks c JOIN articles a ON a.doc_id = c.doc_id AND a.added = c.added"
+
+
+def visible(table: str) -> str:
+    """SQL condition: the row exists in generation ``:g``."""
+    return f"{table}.added <= :g AND ({table}.removed IS NULL OR {table}.removed > :g)"
 
 
 class StoreError(Exception):
@@ -65,7 +100,10 @@ class IndexCorrupt(StoreError):
 
 @dataclass(frozen=True)
 class Manifest:
-    """What the vectors mean.  Any difference in these fields forces a full rebuild."""
+    """What the vectors mean, and where this generation's data is.
+
+    Any difference in the fields of :meth:`compatible_with` forces a full rebuild.
+    """
 
     model: str
     model_fingerprint: str
@@ -77,10 +115,23 @@ class Manifest:
     built_at: float = 0.0
     articles: int = 0
     chunks: int = 0
+    format: int = FORMAT
+    generation: int = 0
+    base_generation: int = 0  # the generation vectors.faiss was written at
+    base_chunks: int = 0  # vectors in vectors.faiss
+    layout: str = FLAT  # what vectors.faiss is: "flat" or "ivf<lists>"
+    metadata: str = ""  # the SQLite file, in the index folder
 
     def compatible_with(self, other: Manifest) -> bool:
         keys = ("model_fingerprint", "dim", "chunk_tokens", "chunk_overlap", "encoding", "parser_version")
         return all(getattr(self, key) == getattr(other, key) for key in keys)
+
+    @classmethod
+    def read(cls, generation: Path) -> Manifest:
+        data = json.loads((generation / MANIFEST).read_text())
+        if data.get("format") != FORMAT:
+            raise ValueError(f"written in on-disk format {data.get('format', 1)}, this version reads {FORMAT}")
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -103,36 +154,92 @@ class Passage:
         return f"{self.doc_id}#{self.position}"
 
 
+# --------------------------------------------------------------------- choosing and building the FAISS index
+
+
+def ivf_lists(n: int) -> int:
+    """IVF lists for ``n`` vectors: the usual ~4·sqrt(n), but never fewer than 39 training points per list."""
+    return max(1, min(int(4 * n**0.5), n // 39))
+
+
+def choose_layout(n: int, ivf_threshold: int, current: str | None = None) -> str:
+    """The FAISS index type for ``n`` vectors: exact below ``ivf_threshold``, IVF with ~4·sqrt(n) lists above.
+
+    With hysteresis, so that an index hovering around a boundary is not rebuilt
+    on every update: an IVF index turns flat again only below half the
+    threshold, and is retrained only when its ideal number of lists has
+    doubled or halved (the size quadrupled or fell to a quarter).
+    """
+    is_ivf = current is not None and current != FLAT
+    if n < (ivf_threshold // 2 if is_ivf else ivf_threshold):
+        return FLAT
+    lists = ivf_lists(n)
+    if is_ivf and int(current[3:]) / 2 < lists < int(current[3:]) * 2:
+        return current
+    return f"ivf{lists}"
+
+
+def build_index(layout: str, dim: int, vectors: np.ndarray, ids: np.ndarray) -> faiss.Index:
+    """A FAISS index of ``layout`` over ``vectors``; every layout supports add, remove and reconstruct by id."""
+    if layout == FLAT:
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    else:
+        lists = int(layout[3:])
+        index = faiss.index_factory(dim, f"IVF{lists},Flat", faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).permutation(len(vectors))[: lists * TRAIN_POINTS_PER_LIST]
+        index.train(vectors[np.sort(sample)])
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by id
+        index.nprobe = min(lists, NPROBE)
+    if len(ids):
+        index.add_with_ids(vectors, ids)
+    return index
+
+
+def _as_vectors(blobs: list[bytes], dim: int) -> np.ndarray:
+    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
+
+
+def _open_vectors(db: sqlite3.Connection, generation: Path, manifest: Manifest) -> faiss.Index:
+    """``vectors.faiss`` with the rows added or removed since it was written applied to it."""
+    index = faiss.read_index(str(generation / VECTORS))
+    g, base = manifest.generation, manifest.base_generation
+    gone = [row[0] for row in db.execute(
+        "SELECT id FROM chunks WHERE added <= :b AND removed IS NOT NULL AND removed <= :g", {"b": base, "g": g}
+    )]
+    if gone:
+        index.remove_ids(np.array(gone, dtype=np.int64))
+    rows = db.execute(
+        f"SELECT c.id, c.vector FROM chunks c WHERE c.added > :b AND {visible('c')} ORDER BY c.id", {"b": base, "g": g}
+    ).fetchall()
+    if rows:
+        index.add_with_ids(_as_vectors([r[1] for r in rows], manifest.dim), np.array([r[0] for r in rows], dtype=np.int64))
+    return index
+
+
+# --------------------------------------------------------------------- reading
+
+
 class IndexStore:
     """A read-only view of one generation of the index."""
 
-    def __init__(self, folder: Path, generation: Path, manifest: Manifest, vectors: faiss.Index):
+    def __init__(self, folder: Path, generation: Path, manifest: Manifest, db: sqlite3.Connection):
         self.folder = folder
         self.generation = generation
         self.manifest = manifest
-        self.vectors = vectors
-        self.db = sqlite3.connect(f"file:{generation / METADATA}?mode=ro", uri=True, check_same_thread=False)
+        self.db = db
+        self.vectors = _open_vectors(db, generation, manifest)
+        self._g = {"g": manifest.generation}
 
     @classmethod
     def open(cls, folder: Path) -> IndexStore:
-        folder = Path(folder)
-        generation = live_generation(folder)
-        if generation is None:
-            raise IndexMissing(f"no index in {folder}; run `rag index` to build it")
-        try:
-            manifest = Manifest(**json.loads((generation / MANIFEST).read_text()))
-            vectors = faiss.read_index(str(generation / VECTORS))
-            store = cls(folder, generation, manifest, vectors)
-            stored = store.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-        except (OSError, ValueError, TypeError, RuntimeError, sqlite3.Error) as exc:
-            raise IndexCorrupt(
-                f"index in {folder} is unreadable ({exc}); run `rag index --rebuild`"
-            ) from exc
-        if stored != vectors.ntotal:
-            raise IndexCorrupt(
-                f"index in {folder} is inconsistent ({stored} chunks, {vectors.ntotal} vectors); "
-                "run `rag index --rebuild`"
-            )
+        with _reading(folder) as (generation, manifest, db):
+            store = cls(Path(folder), generation, manifest, db)
+            stored = db.execute(f"SELECT COUNT(*) FROM chunks c WHERE {visible('c')}", store._g).fetchone()[0]
+            if stored != store.vectors.ntotal:
+                raise IndexCorrupt(
+                    f"index in {folder} is inconsistent ({stored} chunks, {store.vectors.ntotal} vectors); "
+                    "run `rag index --rebuild`"
+                )
         return store
 
     def close(self) -> None:
@@ -145,34 +252,80 @@ class IndexStore:
         scores, ids = self.vectors.search(query.reshape(1, -1).astype(np.float32), min(k, self.vectors.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
+    def vectors_for(self, row_ids: Iterable[int]) -> np.ndarray:
+        """The stored (exact) vectors of these chunks, in the order given."""
+        ids = list(row_ids)
+        found: dict[int, bytes] = {}
+        for first in range(0, len(ids), SQL_BATCH):
+            batch = ids[first : first + SQL_BATCH]
+            found.update(self.db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({','.join('?' * len(batch))})", batch))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise KeyError(f"no stored vector for chunk row(s) {missing[:5]}")
+        return _as_vectors([found[i] for i in ids], self.manifest.dim)
+
     def passages(self, row_ids: Iterable[int]) -> dict[int, Passage]:
         ids = list(row_ids)
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self.db.execute(
-            f"SELECT c.id, c.doc_id, c.position, a.title, a.url, a.lang, a.date, c.text, c.start, c.end "
-            f"FROM chunks c JOIN articles a USING (doc_id) WHERE c.id IN ({marks})",
-            ids,
-        )
+        rows = self.db.execute(f"SELECT {PASSAGE_COLUMNS} FROM {PASSAGE_JOIN} WHERE c.id IN ({marks})", ids)
         return {row[0]: Passage(*row) for row in rows}
 
     def all_passages(self) -> list[Passage]:
-        rows = self.db.execute(
-            "SELECT c.id, c.doc_id, c.position, a.title, a.url, a.lang, a.date, c.text, c.start, c.end "
-            "FROM chunks c JOIN articles a USING (doc_id) ORDER BY c.id"
-        )
+        rows = self.db.execute(f"SELECT {PASSAGE_COLUMNS} FROM {PASSAGE_JOIN} WHERE {visible('c')} ORDER BY c.id", self._g)
         return [Passage(*row) for row in rows]
 
     def fingerprints(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT doc_id, fingerprint FROM articles"))
+        return dict(self.db.execute(f"SELECT doc_id, fingerprint FROM articles a WHERE {visible('a')}", self._g))
 
     def article(self, doc_id: str) -> Article | None:
         row = self.db.execute(
-            "SELECT doc_id, title, text, lang, url, date, location, fingerprint FROM articles WHERE doc_id = ?",
-            (doc_id,),
+            "SELECT doc_id, title, text, lang, url, date, location, fingerprint FROM articles a "
+            f"WHERE doc_id = :doc_id AND {visible('a')}",
+            {**self._g, "doc_id": doc_id},
         ).fetchone()
         return Article(*row) if row else None
+
+
+def live_fingerprints(folder: Path) -> tuple[Manifest, dict[str, str]]:
+    """The live manifest and article fingerprints: what an update plans with, without loading the vectors.
+
+    ``vectors.faiss`` is only memory-mapped to check that it is whole, so a
+    corrupt index is still found (and rebuilt) before anything is added to it.
+    """
+    with _reading(folder) as (generation, manifest, db):
+        mapped = faiss.read_index(str(generation / VECTORS), faiss.IO_FLAG_MMAP_IFC)
+        if mapped.ntotal != manifest.base_chunks:
+            raise IndexCorrupt(f"index in {folder} is inconsistent ({VECTORS} does not match its manifest); "
+                               "run `rag index --rebuild`")
+        fingerprints = db.execute(f"SELECT doc_id, fingerprint FROM articles a WHERE {visible('a')}",
+                                  {"g": manifest.generation})
+        result = manifest, dict(fingerprints)
+        db.close()
+        return result
+
+
+@contextmanager
+def _reading(folder: Path) -> Iterator[tuple[Path, Manifest, sqlite3.Connection]]:
+    """The live generation, its manifest and a read-only connection; any failure becomes IndexMissing/IndexCorrupt.
+
+    The connection is closed when the block fails; on success it belongs to the caller.
+    """
+    generation = live_generation(folder)
+    if generation is None:
+        raise IndexMissing(f"no index in {folder}; run `rag index` to build it")
+    db = None
+    try:
+        manifest = Manifest.read(generation)
+        db = sqlite3.connect(f"file:{Path(folder) / manifest.metadata}?mode=ro", uri=True, check_same_thread=False)
+        yield generation, manifest, db
+    except (OSError, ValueError, TypeError, RuntimeError, sqlite3.Error, IndexCorrupt) as exc:
+        if db is not None:
+            db.close()
+        if isinstance(exc, IndexCorrupt):
+            raise
+        raise IndexCorrupt(f"index in {folder} is unreadable ({exc}); run `rag index --rebuild`") from exc
 
 
 def live_generation(folder: Path) -> Path | None:
@@ -184,76 +337,100 @@ def live_generation(folder: Path) -> Path | None:
     return generation if name and generation.is_dir() else None
 
 
+# --------------------------------------------------------------------- writing
+
+
 class IndexWriter:
     """Builds the next generation from the live one (or from nothing) and publishes it atomically.
 
     Use as a context manager: leaving the block without :meth:`commit` (an
-    exception, Ctrl-C) deletes the unfinished generation and changes nothing.
+    exception, Ctrl-C) rolls the rows back, deletes the unfinished generation
+    and changes nothing.
     """
 
-    def __init__(self, folder: Path, manifest: Manifest, start_empty: bool = False):
+    def __init__(self, folder: Path, manifest: Manifest, *, ivf_threshold: int, start_empty: bool = False):
         self.folder = Path(folder)
         self.manifest = manifest
         self.start_empty = start_empty
+        self.ivf_threshold = ivf_threshold
         self.committed = False
+        self.generation: Path | None = None
+        self.db: sqlite3.Connection | None = None
 
     def __enter__(self) -> IndexWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = open(self.folder / ".lock", "w")
         fcntl.flock(self._lock, fcntl.LOCK_EX)
-        self.generation = self.folder / f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns()}"
-        self.generation.mkdir()
-        previous = None if self.start_empty else live_generation(self.folder)
-        self.db = sqlite3.connect(self.generation / METADATA)
-        if previous is not None:
-            with sqlite3.connect(f"file:{previous / METADATA}?mode=ro", uri=True) as source:
-                source.backup(self.db)
-            self.vectors = faiss.read_index(str(previous / VECTORS))
-        else:
-            self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(self.manifest.dim))
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.executescript(SCHEMA)
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
+    def _start(self) -> None:
+        live = live_generation(self.folder)
+        self.previous = None if self.start_empty or live is None else (live, Manifest.read(live))
+        number = self.previous[1].generation + 1 if self.previous else 1
+        self.generation = self.folder / f"gen-{number:06d}-{os.getpid()}-{time.monotonic_ns()}"
+        self.generation.mkdir()
+        metadata = self.previous[1].metadata if self.previous else f"meta-{self.generation.name}.sqlite"
+        self.manifest = replace(self.manifest, generation=number, metadata=metadata)
+        self.db = sqlite3.connect(self.folder / metadata)
+        self.db.executescript(SCHEMA)
+        if self.previous:
+            self._forget_unpublished_and_old(self.previous[1])
+
+    def _forget_unpublished_and_old(self, live: Manifest) -> None:
+        """Undo rows of generations after the live one (never published: a crash), and drop rows no reader needs.
+
+        A removed row is kept while the live generation or the one before it
+        can see it (a reader may still have that one open), and while the live
+        ``vectors.faiss`` holds its vector.
+        """
+        params = {"g": live.generation, "old": min(live.base_generation, live.generation - 1)}
+        for table in ("chunks", "articles"):
+            self.db.execute(f"DELETE FROM {table} WHERE added > :g", params)
+            self.db.execute(f"UPDATE {table} SET removed = NULL WHERE removed > :g", params)
+            self.db.execute(f"DELETE FROM {table} WHERE removed <= :old", params)
+
     def remove_articles(self, doc_ids: Iterable[str]) -> int:
-        doc_ids = list(doc_ids)
-        if not doc_ids:
-            return 0
-        marks = ",".join("?" * len(doc_ids))
-        row_ids = [row[0] for row in self.db.execute(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", doc_ids)]
-        self.db.execute(f"DELETE FROM articles WHERE doc_id IN ({marks})", doc_ids)
-        if row_ids:
-            self.vectors.remove_ids(np.array(row_ids, dtype=np.int64))
-        return len(row_ids)
+        """Mark these articles and their chunks removed as of the new generation; return the chunks removed."""
+        marked = 0
+        for doc_id in doc_ids:
+            params = {"doc_id": doc_id, "g": self.manifest.generation}
+            marked += self.db.execute(
+                "UPDATE chunks SET removed = :g WHERE doc_id = :doc_id AND removed IS NULL", params
+            ).rowcount
+            self.db.execute("UPDATE articles SET removed = :g WHERE doc_id = :doc_id AND removed IS NULL", params)
+        return marked
 
     def add_article(self, article: Article, chunks: list[Chunk], vectors: np.ndarray) -> None:
-        record = asdict(article)
+        g = self.manifest.generation
         self.db.execute(
-            "INSERT INTO articles (doc_id, title, text, lang, url, date, location, fingerprint) "
-            "VALUES (:doc_id, :title, :text, :lang, :url, :date, :location, :fingerprint)",
-            record,
+            "INSERT INTO articles (doc_id, title, text, lang, url, date, location, fingerprint, added) "
+            "VALUES (:doc_id, :title, :text, :lang, :url, :date, :location, :fingerprint, :added)",
+            {**asdict(article), "added": g},
         )
-        row_ids = []
-        for chunk in chunks:
-            cursor = self.db.execute(
-                "INSERT INTO chunks (doc_id, position, start, end, n_tokens, text) VALUES (?, ?, ?, ?, ?, ?)",
-                (chunk.doc_id, chunk.position, chunk.start, chunk.end, chunk.n_tokens, chunk.text),
-            )
-            row_ids.append(cursor.lastrowid)
-        if row_ids:
-            self.vectors.add_with_ids(np.asarray(vectors, dtype=np.float32), np.array(row_ids, dtype=np.int64))
+        vectors = np.asarray(vectors, dtype=np.float32)
+        self.db.executemany(
+            "INSERT INTO chunks (doc_id, position, start, end, n_tokens, text, vector, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, v.tobytes(), g) for c, v in zip(chunks, vectors)],
+        )
 
     def commit(self) -> Manifest:
         """Write everything, fsync it, then switch ``CURRENT`` to the new generation."""
-        articles = self.db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
-        chunks = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-        manifest = Manifest(**{**asdict(self.manifest), "built_at": time.time(), "articles": articles, "chunks": chunks})
-        self.db.commit()
+        params = {"g": self.manifest.generation}
+        articles = self.db.execute(f"SELECT COUNT(*) FROM articles a WHERE {visible('a')}", params).fetchone()[0]
+        chunks = self.db.execute(f"SELECT COUNT(*) FROM chunks c WHERE {visible('c')}", params).fetchone()[0]
+        manifest = replace(self.manifest, built_at=time.time(), articles=articles, chunks=chunks)
+        manifest = self._write_vectors(manifest)
+        self.db.commit()  # durable, but invisible until CURRENT names this generation
         self.db.close()
-        faiss.write_index(self.vectors, str(self.generation / VECTORS))
         (self.generation / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2))
-        for name in (METADATA, VECTORS, MANIFEST):
+        for name in (VECTORS, MANIFEST):
             _fsync(self.generation / name)
+        _fsync(self.generation)
         pointer = self.folder / f"{CURRENT}.tmp"
         pointer.write_text(self.generation.name)
         _fsync(pointer)
@@ -263,12 +440,48 @@ class IndexWriter:
         self.manifest = manifest
         return manifest
 
+    def _write_vectors(self, manifest: Manifest) -> Manifest:
+        """Link the previous vectors.faiss when little changed; otherwise write a fresh one (a compaction)."""
+        previous = self.previous[1] if self.previous else None
+        layout = choose_layout(manifest.chunks, self.ivf_threshold, previous.layout if previous else None)
+        if previous is not None and layout == previous.layout:
+            delta = self._delta_size(previous, manifest.generation)
+            if delta <= DELTA_FRACTION * previous.base_chunks:
+                os.link(self.previous[0] / VECTORS, self.generation / VECTORS)
+                return replace(manifest, layout=layout, base_generation=previous.base_generation,
+                               base_chunks=previous.base_chunks)
+            # same index type: apply the delta to the previous file, no retraining
+            index = _open_vectors(self.db, self.previous[0], replace(previous, generation=manifest.generation))
+        else:
+            ids, vectors = self._all_vectors(manifest.generation)
+            index = build_index(layout, manifest.dim, vectors, ids)
+        faiss.write_index(index, str(self.generation / VECTORS))
+        return replace(manifest, layout=layout, base_generation=manifest.generation, base_chunks=index.ntotal)
+
+    def _delta_size(self, previous: Manifest, g: int) -> int:
+        """Rows the new generation differs by from the previous vectors.faiss: added since, plus removed from it."""
+        params = {"b": previous.base_generation, "g": g}
+        added = self.db.execute(f"SELECT COUNT(*) FROM chunks c WHERE c.added > :b AND {visible('c')}", params)
+        removed = self.db.execute(
+            "SELECT COUNT(*) FROM chunks WHERE added <= :b AND removed IS NOT NULL AND removed <= :g", params
+        )
+        return added.fetchone()[0] + removed.fetchone()[0]
+
+    def _all_vectors(self, g: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.db.execute(f"SELECT c.id, c.vector FROM chunks c WHERE {visible('c')} ORDER BY c.id", {"g": g})
+        ids, blobs = [], []
+        for row_id, blob in rows:
+            ids.append(row_id)
+            blobs.append(blob)
+        return np.array(ids, dtype=np.int64), _as_vectors(blobs, self.manifest.dim)
+
     def __exit__(self, *exc_info) -> None:
         try:
-            if not self.committed:
-                self.db.close()
+            if self.db is not None:
+                self.db.close()  # uncommitted rows are rolled back
+            if not self.committed and self.generation is not None:
                 shutil.rmtree(self.generation, ignore_errors=True)
-            _remove_stale_generations(self.folder)
+            _remove_stale(self.folder)
         finally:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
@@ -282,9 +495,16 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _remove_stale_generations(folder: Path) -> None:
-    """Delete every generation but the live one (left by earlier runs or crashes)."""
+def _remove_stale(folder: Path) -> None:
+    """Delete every generation but the live one, and SQLite files it does not use (earlier runs or crashes)."""
     live = live_generation(folder)
     for candidate in folder.glob("gen-*"):
         if candidate != live and candidate.is_dir():
             shutil.rmtree(candidate, ignore_errors=True)
+    try:
+        keep = Manifest.read(live).metadata
+    except (TypeError, OSError, ValueError):
+        return  # no readable live generation: which database is in use is unknown, so keep them all
+    for candidate in folder.glob("meta-*.sqlite*"):
+        if not candidate.name.startswith(keep):
+            candidate.unlink(missing_ok=True)

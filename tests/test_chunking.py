@@ -69,3 +69,34 @@ def test_a_sentence_longer_than_a_chunk_is_cut_into_windows(articles):
     assert len(chunks) > 5
     assert "".join(c.text for c in chunks) == article.text
     assert all(c.n_tokens <= 100 for c in chunks)
+
+
+def _article(title: str, text: str):
+    from rag.corpus import Article
+
+    return Article("doc", title, text, "id", None, None, "doc.txt", "0")
+
+
+def test_a_real_title_is_embedded_with_every_passage(articles):
+    article = max(articles, key=lambda a: len(a.text))
+    chunks = chunk_article(article, 64, 16, ENCODING)
+    assert len(chunks) > 1
+    assert all(c.embedding_text() == f"{article.title}\n{c.text}" for c in chunks)
+
+
+def test_a_title_made_from_the_opening_words_is_not_embedded_again():
+    text = "Wali Kota Bogor meresmikan jembatan baru sepanjang 120 meter di atas Sungai Ciliwung pada hari Senin pagi. " * 3
+    made_up = "Wali Kota Bogor meresmikan jembatan baru sepanjang 120 meter di atas Sungai Ciliwung pada…"
+    for title in (made_up, "Wali Kota Bogor meresmikan jembatan baru"):
+        chunks = chunk_article(_article(title, text), 40, 0, ENCODING)
+        assert len(chunks) > 1 and all(c.embedding_text() == c.text for c in chunks)
+    [chunk] = chunk_article(_article("Jembatan baru di Bogor", text[:60]), 40, 0, ENCODING)
+    assert chunk.embedding_text() == f"Jembatan baru di Bogor\n{chunk.text}"
+
+
+def test_an_over_long_sentence_is_cut_into_even_pieces_without_a_tiny_tail():
+    sentence = " ".join(f"kata{i}," for i in range(150)) + " ."
+    chunks = chunk_article(_article("Daftar", sentence), 64, 0, ENCODING)
+    sizes = [c.n_tokens for c in chunks]
+    assert len(chunks) > 1 and max(sizes) <= 64 and max(sizes) - min(sizes) <= 1, sizes
+    assert "".join(c.text for c in chunks).replace(" ", "") == sentence.replace(" ", "")

@@ -177,3 +177,28 @@ def test_changed_chunking_parameters_force_a_rebuild(built, embedder, make_setti
     assert report.rebuilt and len(report.added) == 5
     assert report.total_chunks > first.total_chunks
     assert open_store(smaller).manifest.chunk_tokens == 120
+
+
+
+def test_growing_past_the_threshold_switches_to_ivf_without_re_embedding(built, embedder, make_settings):
+    """With the real model: the switch rebuilds FAISS from the stored vectors, and the index stays incremental."""
+    settings, first = built
+    assert open_store(settings).manifest.layout == "flat"
+    lower = make_settings(settings.corpus, settings.index, ivf_threshold=first.total_chunks + 1)
+    (settings.corpus / "005_quang_nam_busan.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    report = update_index(lower, embedder, progress=False)
+    store = open_store(lower)
+    assert store.manifest.layout.startswith("ivf") and store.vectors.ntotal == report.total_chunks
+    assert report.embedded_chunks == report.total_chunks - first.total_chunks  # only the new article
+    [(row_id, _)] = store.search(embedder.embed_query("Quảng Nam hợp tác với Busan về cảng biển"), 1)
+    assert store.passages([row_id])[row_id].doc_id == "005_quang_nam_busan"
+    top = store.passages(row for row, _ in store.search(embedder.embed_query("What did Thanh Hoa agree with Yamanashi?"), 3))
+    assert "002_c12aae596eddc73b" in {p.doc_id for p in top.values()}
+
+    (settings.corpus / "004_780ad07ab89a6347.txt").unlink()
+    report = update_index(lower, embedder, progress=False)
+    assert report.removed == ["004_780ad07ab89a6347"] and report.embedded_chunks == 0
+    store = open_store(lower)
+    assert store.manifest.layout.startswith("ivf") and store.vectors.ntotal == report.total_chunks
+    found = store.passages(row for row, _ in store.search(embedder.embed_query("Hoa Lac investment projects"), 50))
+    assert found and "004_780ad07ab89a6347" not in {p.doc_id for p in found.values()}

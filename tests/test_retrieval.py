@@ -1,6 +1,16 @@
-"""Cross-lingual retrieval over the seed corpus: questions in one language, articles in another."""
+"""Cross-lingual retrieval over the seed corpus: questions in one language, articles in another.
 
+Plus the two steps after the vector search (bench/results-retrieval.md):
+the correction for each passage language's pull, and re-ranking by the best
+sentence, each checked with the real model.
+"""
+
+import numpy as np
 import pytest
+
+from rag.assistant import Assistant
+from rag.retrieval import LanguageCentroids, SentenceVectors
+from rag.store import Passage
 
 YAMANASHI = "002_c12aae596eddc73b"  # Malay
 SEONGNAM = "000_4c94815e66c1bf8a"  # Indonesian
@@ -44,10 +54,100 @@ def test_the_yamanashi_question_finds_the_malay_passage_first(seed_assistant):
     assert "Yamanashi" in best.passage.text
 
 
-def test_hits_are_ranked_by_score_and_serialise(seed_assistant):
-    hits = seed_assistant.search("Daejeon", k=5)
+def test_hits_carry_their_cosine_similarity_and_serialise(seed_assistant):
+    question = "Daejeon"
+    hits = seed_assistant.search(question, k=5)
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    query = seed_assistant.embedder.embed_query(question)
+    for hit in hits:  # the score shown is the plain cosine, whatever re-ranked the hit
+        assert hit.score == pytest.approx(float(seed_assistant.store.vectors.reconstruct(hit.passage.row_id) @ query),
+                                          abs=1e-5)
     record = hits[0].to_dict()
     assert set(record) == {"rank", "score", "doc_id", "chunk_id", "title", "url", "lang", "text"}
     assert record["chunk_id"].startswith(record["doc_id"] + "#")
+
+
+# One passage answers in one sentence among unrelated news; the other is all about the topic but lacks the fact.
+BURIED = (
+    "Cuaca di Bogor pada akhir pekan diperkirakan cerah berawan dengan suhu sekitar 30 derajat. "
+    "Pasar tradisional di pusat kota ramai dikunjungi warga yang membeli sayur dan buah. "
+    "Tim sepak bola lokal memenangkan pertandingan persahabatan dengan skor dua gol tanpa balas. "
+    "Harga cabai merah naik sedikit dibandingkan minggu lalu menurut para pedagang. "
+    "Jembatan baru yang diresmikan Wali Kota Bogor pada hari Senin panjangnya 120 meter. "
+    "Sekolah-sekolah mengadakan lomba kebersihan kelas untuk memperingati hari jadi kota. "
+    "Festival kuliner malam menampilkan lebih dari lima puluh pedagang makanan khas Sunda."
+)
+GENERAL = (
+    "Wali Kota Bogor membahas rencana pembangunan jembatan baru di kota itu bersama anggota dewan. "
+    "Menurut wali kota, jembatan-jembatan lama di Bogor sudah tua dan perlu diganti. "
+    "Dinas pekerjaan umum Kota Bogor masih menghitung biaya dan panjang jembatan yang akan dibangun. "
+    "Warga berharap pembangunan segera dimulai agar perjalanan menjadi lebih mudah."
+)
+
+
+def test_the_best_sentence_lifts_a_passage_whose_answer_is_buried(tmp_path, make_settings, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "buried.txt").write_text(BURIED, encoding="utf-8")
+    (corpus / "general.txt").write_text(GENERAL, encoding="utf-8")
+
+    def first(**extra) -> str:
+        assistant = Assistant(make_settings(corpus, tmp_path / "index", lexical_weight=0, **extra))
+        assistant.embedder = embedder
+        assistant.index(progress=False)
+        return assistant.search("How long is the new bridge that the mayor of Bogor opened?", k=2)[0].passage.doc_id
+
+    assert first(sentence_weight=0) == "general"  # whole-passage vectors favour the passage about bridges
+    assert first() == "buried"
+
+
+def test_sentence_vectors_are_the_sentences_own_and_embedded_once(seed_assistant, embedder):
+    passage = max(seed_assistant.store.all_passages(), key=lambda p: len(p.text))
+    sentences = SentenceVectors.sentences(passage)
+    assert len(sentences) > 1 and all(s in passage.text for s in sentences)
+    query = embedder.embed_query("Who is the mayor of Seongnam?")
+    cache = SentenceVectors()
+    [best] = cache.best_similarity(query, [passage], embedder)
+    assert best == pytest.approx(float((embedder.embed_passages(sentences) @ query).max()), abs=1e-5)
+    held = dict(cache.vectors)
+    cache.best_similarity(query, [passage], embedder)
+    assert all(cache.vectors[s] is vector for s, vector in held.items())  # reused, not embedded again
+
+
+def _pseudo_passages(seed_assistant) -> list[Passage]:
+    """Every sentence of the seed articles as a passage of its own: many 'articles' per language."""
+    passages = []
+    for p in seed_assistant.store.all_passages():
+        for i, sentence in enumerate(SentenceVectors.sentences(p)):
+            passages.append(Passage(len(passages), f"{p.doc_id}-{p.position}-{i}", 0, "", None, p.lang, None,
+                                    sentence, 0, len(sentence)))
+    return passages
+
+
+def test_the_language_pull_is_the_shrunk_centroid_offset(seed_assistant, embedder):
+    passages = _pseudo_passages(seed_assistant)
+    vectors = embedder.embed_passages([p.text for p in passages])
+    langs = np.array([p.lang for p in passages])
+    assert {"id", "ms", "vi"} <= set(langs)
+    centroids = LanguageCentroids(passages, vectors)
+    query = embedder.embed_query("What did Ho Chi Minh City and Daejeon discuss?")
+    offsets = centroids.offsets(query, ["id", "ms", "vi", "th"])
+    for lang, offset in zip(["id", "ms", "vi"], offsets):
+        n = int((langs == lang).sum())  # one pseudo-article per sentence
+        pull = float(query @ (vectors[langs == lang].mean(axis=0) - vectors.mean(axis=0)))
+        assert offset == pytest.approx(n / (n + LanguageCentroids.PRIOR_ARTICLES) * pull, abs=1e-5)
+        assert abs(offset) > 0
+    assert offsets[3] == 0  # a language the index does not hold has no pull
+
+
+def test_a_language_with_few_articles_is_hardly_corrected(seed_assistant, embedder):
+    """One Vietnamese article: its centroid is its topic, so correcting by it would bury the article."""
+    centroids = LanguageCentroids.of_store(seed_assistant.store)
+    passages = seed_assistant.store.all_passages()
+    assert len({p.doc_id for p in passages if p.lang == "vi"}) == 1
+    query = embedder.embed_query("What did Ho Chi Minh City and Daejeon discuss?")
+    vectors = np.vstack([seed_assistant.store.vectors.reconstruct(p.row_id) for p in passages])
+    vi = np.array([p.lang == "vi" for p in passages])
+    full_pull = float(query @ (vectors[vi].mean(axis=0) - vectors.mean(axis=0)))
+    [offset] = centroids.offsets(query, ["vi"])
+    assert offset == pytest.approx(full_pull / (1 + LanguageCentroids.PRIOR_ARTICLES), abs=1e-5)

@@ -1,0 +1,110 @@
+"""Adding articles to the corpus through the library (what the browser's upload and paste forms call).
+
+The index update that follows is covered by tests/test_ui.py, through the browser.
+"""
+
+import json
+
+import pytest
+
+from rag.assistant import Assistant
+from rag.corpus import ArticleError, CorpusError, load_corpus
+
+ARTICLE = (
+    "Jembatan gantung baru di Desa Sukamaju diresmikan\n\n"
+    "Bupati Garut meresmikan jembatan gantung sepanjang 120 meter di Desa Sukamaju pada hari Senin.\n\n"
+    "Jembatan itu menghubungkan dua dusun yang selama ini terpisah oleh Sungai Cimanuk.\n\n"
+    "Sumber: https://example.com/berita/jembatan-sukamaju\n"
+)
+
+
+@pytest.fixture()
+def assistant(make_settings, corpus_copy, tmp_path):
+    return Assistant(make_settings(corpus_copy, tmp_path / "index"))
+
+
+def corpus_files(folder):
+    return sorted(path.name for path in folder.iterdir())
+
+
+def test_an_uploaded_file_is_parsed_then_written_under_its_own_name(assistant, corpus_copy):
+    added = assistant.add_file("jembatan.txt", ARTICLE.encode())
+    assert added.path == corpus_copy / "jembatan.txt"
+    assert added.path.read_text() == ARTICLE
+    [article] = added.articles
+    assert (article.doc_id, article.lang, article.url) == ("jembatan", "id", "https://example.com/berita/jembatan-sukamaju")
+    articles, errors = load_corpus(corpus_copy)
+    assert "jembatan" in {a.doc_id for a in articles} and not errors
+
+
+def test_a_taken_name_gets_a_number_instead_of_replacing_the_article(assistant, corpus_copy):
+    original = (corpus_copy / "002_c12aae596eddc73b.txt").read_bytes()
+    added = assistant.add_file("002_c12aae596eddc73b.md", ARTICLE.encode())
+    assert added.path.name == "002_c12aae596eddc73b-2.md"
+    assert added.articles[0].doc_id == "002_c12aae596eddc73b-2"
+    assert (corpus_copy / "002_c12aae596eddc73b.txt").read_bytes() == original
+    assert assistant.add_file("002_c12aae596eddc73b.md", ARTICLE.encode()).path.name == "002_c12aae596eddc73b-3.md"
+
+
+def test_a_file_name_is_made_safe(assistant, corpus_copy):
+    added = assistant.add_file("../../Berita: Jembatan baru!.TXT", ARTICLE.encode())
+    assert added.path.parent == corpus_copy
+    assert added.path.name == "Berita-Jembatan-baru.txt"
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "reason"),
+    [
+        ("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "binary file"),
+        ("empty.md", b"", "no article text left"),
+        ("report.pdf", b"%PDF-1.7 text", "unsupported file type '.pdf'"),
+        ("bulk.jsonl", b'{"id": "a1", "text": "Satu dua tiga empat lima."}\nnot json\n', "bulk.jsonl:2: not a JSON record"),
+    ],
+)
+def test_an_unusable_file_is_refused_with_its_name_and_nothing_is_written(assistant, corpus_copy, name, raw, reason):
+    before = corpus_files(corpus_copy)
+    with pytest.raises(ArticleError) as caught:
+        assistant.add_file(name, raw)
+    message = str(caught.value)
+    assert message.startswith(name.split("/")[-1].split(":")[0]) and reason in message
+    assert "rag-upload-" not in message  # names the upload, not the private copy
+    assert corpus_files(corpus_copy) == before
+
+
+def test_jsonl_records_are_added_unless_an_id_is_taken(assistant, corpus_copy):
+    records = [{"id": f"bulk-{i}", "title": f"Berita {i}", "text": ARTICLE} for i in range(3)]
+    raw = "".join(json.dumps(r) + "\n" for r in records).encode()
+    added = assistant.add_file("bulk.jsonl", raw)
+    assert [a.doc_id for a in added.articles] == ["bulk-0", "bulk-1", "bulk-2"]
+    with pytest.raises(ArticleError, match="'bulk-1'.*already in the corpus"):
+        assistant.add_file("more.jsonl", json.dumps(records[1]).encode())
+    assert not (corpus_copy / "more.jsonl").exists()
+
+
+def test_pasted_text_keeps_its_title_and_url(assistant, corpus_copy):
+    added = assistant.add_text("Jembatan Sukamaju", "Bupati Garut meresmikan jembatan gantung di Desa Sukamaju.",
+                               "https://example.com/sukamaju")
+    assert added.path == corpus_copy / "Jembatan-Sukamaju.jsonl"
+    [article] = added.articles
+    assert (article.title, article.url, article.doc_id) == ("Jembatan Sukamaju", "https://example.com/sukamaju",
+                                                             "Jembatan-Sukamaju")
+    again = assistant.add_text("Jembatan Sukamaju", "Jembatan kedua diresmikan di Desa Sukamaju oleh Bupati.")
+    assert again.articles[0].doc_id == "Jembatan-Sukamaju-2" and again.articles[0].url is None
+
+
+def test_pasted_text_with_a_bad_url_or_no_text_is_refused(assistant, corpus_copy):
+    before = corpus_files(corpus_copy)
+    with pytest.raises(ArticleError, match="must start with http"):
+        assistant.add_text("Judul", "Teks artikel yang cukup panjang di sini.", "javascript:alert(1)")
+    with pytest.raises(ArticleError, match="no article text"):
+        assistant.add_text("Judul", "   ")
+    assert corpus_files(corpus_copy) == before
+
+
+def test_a_single_file_corpus_cannot_take_uploads(make_settings, tmp_path):
+    corpus = tmp_path / "news.jsonl"
+    corpus.write_text(json.dumps({"id": "x", "text": ARTICLE}) + "\n")
+    assistant = Assistant(make_settings(corpus, tmp_path / "index"))
+    with pytest.raises(CorpusError, match="needs a folder corpus"):
+        assistant.add_file("jembatan.txt", ARTICLE.encode())
+    assert corpus.read_text().count("\n") == 1

@@ -1,0 +1,1 @@
+"""The browser chat (``rag ui``): :func:`ui.app.launch` serves it, :mod:`ui.render` turns answers into HTML."""
