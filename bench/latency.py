@@ -1,6 +1,6 @@
 """Query latency at 10k chunks, stage by stage, and what torch's thread count does to it.
 
-    python -m bench latency [--quick] [--copies N] [--sentence-weight W] [--stages-only]
+    python -m bench latency [--quick] [--copies N] [--sentence-weight W] [--stages-only | --threads-only]
 
 The corpus is the external benchmark's 513 passages repeated N times with new
 ids (a bulk JSONL import: 16 copies = 10,096 chunks of real text, so BM25 sees
@@ -188,6 +188,7 @@ def thread_table(assistant: Assistant, questions: list[str], sentences: list[str
     embedder, store = assistant.embedder, assistant.store
     results: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in settings}
     for question in questions:
+        assistant.search(question)  # fill the sentence cache, so every setting below does the same work
         for name, setting in settings.items():
             with thread_setting(embedder, *setting):
                 started = time.perf_counter()
@@ -230,7 +231,7 @@ def load_note() -> str:
     return f"load average {one:.1f} (1 min) / {five:.1f} (5 min)"
 
 
-def run(quick: bool, copies: int, stages_only: bool = False, **overrides) -> None:
+def run(quick: bool, copies: int, stages_only: bool = False, threads_only: bool = False, **overrides) -> None:
     assistant = open_assistant(copies, **overrides)
     questions = [q.question for q in load_questions(SHARED_BENCH / "questions.jsonl")]
     for question in questions[:10]:  # load the model, the BM25 index, warm the caches
@@ -241,8 +242,9 @@ def run(quick: bool, copies: int, stages_only: bool = False, **overrides) -> Non
     print(f"Per stage, {len(stage_questions)} questions, project defaults (query_backend="
           f"{assistant.settings.query_backend}, query_threads={assistant.settings.query_threads}) "
           f"{overrides or ''}:\n")
-    print(stage_table(assistant, stage_questions))
-    print(f"\n{load_note()} after the stage run\n")
+    if not threads_only:
+        print(stage_table(assistant, stage_questions))
+        print(f"\n{load_note()} after the stage run\n")
     if stages_only:
         return
 
@@ -262,9 +264,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--copies", type=int, default=16, help="repeats of the 513 passages (16 = 10k chunks)")
     parser.add_argument("--sentence-weight", type=float, help="override the re-ranking by best sentence (0 = off)")
     parser.add_argument("--stages-only", action="store_true", help="skip the thread settings table")
+    parser.add_argument("--threads-only", action="store_true", help="skip the stage table")
     args = parser.parse_args(argv)
     overrides = {} if args.sentence_weight is None else {"sentence_weight": args.sentence_weight}
-    run(args.quick, args.copies, args.stages_only, **overrides)
+    run(args.quick, args.copies, args.stages_only, args.threads_only, **overrides)
 
 
 if __name__ == "__main__":

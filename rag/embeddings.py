@@ -179,10 +179,10 @@ class Embedder:
 class OnnxEncoder:
     """The model's transformer run by ONNX Runtime, with sentence-transformers' own tokenisation and mean pooling.
 
-    Why: for one question it needs about a third of torch's CPU time (fused
-    attention and layer norms, no eager per-operator overhead) and gives the
-    same vectors (cosine >= 0.9999), so it serves the interactive calls; bulk
-    embedding is no faster this way and stays on torch (bench/results-latency.md).
+    Why: for one question it was measured to need about a third of torch's CPU
+    time, for the same vectors (cosine >= 0.9999), so it serves the interactive
+    calls; bulk embedding was no faster this way and stays on torch
+    (bench/results-latency.md).
     """
 
     def __init__(self, model, onnx_path: Path, threads: int):

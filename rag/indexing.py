@@ -171,11 +171,14 @@ def _write(
     with report.timed("chunk"):
         chunked = [(article, chunk(settings, article)) for article in articles]
     with report.timed("embed"):
-        vectors = _embed_all(embedder, [c for _, chunks in chunked for c in chunks], settings.embed_batch_size, progress)
+        all_chunks = [c for _, chunks in chunked for c in chunks]
+        vectors = _embed_all(embedder, all_chunks, settings.embed_batch_size, progress)
     report.embedded_chunks = len(vectors)
     with ExitStack() as stack:
         with report.timed("open writer"):
-            writer = stack.enter_context(IndexWriter(settings.index, manifest, start_empty=start_empty, ivf_threshold=settings.ivf_threshold))
+            writer = stack.enter_context(
+                IndexWriter(settings.index, manifest, start_empty=start_empty, ivf_threshold=settings.ivf_threshold)
+            )
         with report.timed("write rows"):
             writer.remove_articles(report.changed + report.removed)
             offset = 0

@@ -212,7 +212,8 @@ def _open_vectors(db: sqlite3.Connection, generation: Path, manifest: Manifest) 
         f"SELECT c.id, c.vector FROM chunks c WHERE c.added > :b AND {visible('c')} ORDER BY c.id", {"b": base, "g": g}
     ).fetchall()
     if rows:
-        index.add_with_ids(_as_vectors([r[1] for r in rows], manifest.dim), np.array([r[0] for r in rows], dtype=np.int64))
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        index.add_with_ids(_as_vectors([r[1] for r in rows], manifest.dim), ids)
     return index
 
 
@@ -258,7 +259,8 @@ class IndexStore:
         found: dict[int, bytes] = {}
         for first in range(0, len(ids), SQL_BATCH):
             batch = ids[first : first + SQL_BATCH]
-            found.update(self.db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({','.join('?' * len(batch))})", batch))
+            marks = ",".join("?" * len(batch))
+            found.update(self.db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", batch))
         missing = [i for i in ids if i not in found]
         if missing:
             raise KeyError(f"no stored vector for chunk row(s) {missing[:5]}")
@@ -273,7 +275,9 @@ class IndexStore:
         return {row[0]: Passage(*row) for row in rows}
 
     def all_passages(self) -> list[Passage]:
-        rows = self.db.execute(f"SELECT {PASSAGE_COLUMNS} FROM {PASSAGE_JOIN} WHERE {visible('c')} ORDER BY c.id", self._g)
+        rows = self.db.execute(
+            f"SELECT {PASSAGE_COLUMNS} FROM {PASSAGE_JOIN} WHERE {visible('c')} ORDER BY c.id", self._g
+        )
         return [Passage(*row) for row in rows]
 
     def fingerprints(self) -> dict[str, str]:
@@ -414,8 +418,10 @@ class IndexWriter:
         )
         vectors = np.asarray(vectors, dtype=np.float32)
         self.db.executemany(
-            "INSERT INTO chunks (doc_id, position, start, end, n_tokens, text, vector, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, v.tobytes(), g) for c, v in zip(chunks, vectors)],
+            "INSERT INTO chunks (doc_id, position, start, end, n_tokens, text, vector, added) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, v.tobytes(), g)
+             for c, v in zip(chunks, vectors)],
         )
 
     def commit(self) -> Manifest:

@@ -192,7 +192,8 @@ def test_growing_past_the_threshold_switches_to_ivf_without_re_embedding(built, 
     assert report.embedded_chunks == report.total_chunks - first.total_chunks  # only the new article
     [(row_id, _)] = store.search(embedder.embed_query("Quảng Nam hợp tác với Busan về cảng biển"), 1)
     assert store.passages([row_id])[row_id].doc_id == "005_quang_nam_busan"
-    top = store.passages(row for row, _ in store.search(embedder.embed_query("What did Thanh Hoa agree with Yamanashi?"), 3))
+    question = embedder.embed_query("What did Thanh Hoa agree with Yamanashi?")
+    top = store.passages(row for row, _ in store.search(question, 3))
     assert "002_c12aae596eddc73b" in {p.doc_id for p in top.values()}
 
     (settings.corpus / "004_780ad07ab89a6347.txt").unlink()
