@@ -68,12 +68,6 @@ class LexicalIndex:
         tokens = [lexical_tokens(f"{p.title}\n{p.text}") or [""] for p in passages]
         self.bm25.index(tokens, show_progress=False)
 
-    def unknown_share(self, tokens: set[str]) -> float:
-        """Share of ``tokens`` that occur nowhere in the corpus."""
-        if not tokens:
-            return 0.0
-        return sum(token not in self.bm25.vocab_dict for token in tokens) / len(tokens)
-
     def _scores(self, tokens) -> np.ndarray:
         known = [t for t in tokens if t in self.bm25.vocab_dict]
         return self.bm25.get_scores(known) if known else np.zeros(len(self.row_ids), dtype=np.float32)
