@@ -29,7 +29,7 @@ from rag.config import Settings
 from rag.corpus import Article, ArticleError, Source, iter_sources, load_corpus, parse_source
 from rag.embeddings import Embedder
 from rag.indexing import chunk, expected_manifest, update_index
-from rag.store import IndexStore, IndexWriter
+from rag.store import IndexStore, IndexWriter, SentenceVectors
 
 from .common import ROOT, SHARED_BENCH, WORK, bench_settings, machine, median, table
 
@@ -109,11 +109,12 @@ def seed_and_bulk(embedder: Embedder, quick: bool, copies: int) -> tuple[list[li
 
 @dataclass
 class Template:
-    """One external passage, parsed and chunked once, with its chunks' real vectors."""
+    """One external passage, parsed and chunked once, with its chunks' (and their sentences') real vectors."""
 
     article: Article
     chunks: list[Chunk]
     vectors: np.ndarray
+    sentences: list[SentenceVectors]
 
 
 def templates(settings: Settings, bulk: IndexStore) -> list[Template]:
@@ -129,7 +130,8 @@ def templates(settings: Settings, bulk: IndexStore) -> list[Template]:
             continue  # not in the bulk index either
         chunks = chunk(settings, article)
         row_ids = [stored[f"{article.doc_id}-copy0#{c.position}"] for c in chunks]
-        out.append(Template(article, chunks, bulk.vectors_for(row_ids)))
+        sentences = bulk.sentence_vectors(row_ids)
+        out.append(Template(article, chunks, bulk.vectors_for(row_ids), [sentences[i] for i in row_ids]))
     return out
 
 
@@ -153,6 +155,7 @@ def prefill(settings: Settings, embedder: Embedder, target_chunks: int, bulk: In
                         fingerprint=source.fingerprint),
                 [replace(c, doc_id=source.doc_id) for c in template.chunks],
                 vectors / np.linalg.norm(vectors, axis=1, keepdims=True),
+                template.sentences,
             )
         writer.commit()
     return time.perf_counter() - started

@@ -29,7 +29,7 @@ from .generation import LLMClient, LLMError, Turn, build_messages, could_be_refu
 from .indexing import IndexReport, update_index
 from .language import NameVocabulary, detect_language
 from .retrieval import Hit, LexicalIndex, RetrievalOptions, Retriever
-from .store import IndexStore, live_generation
+from .store import IndexStore, SentenceVectors, live_generation
 
 FOLLOW_UP_WORDS = 6  # without an LLM, a question this short after another borrows its words for retrieval
 WEB_URL = re.compile(r"https?://\S+$", re.I)
@@ -56,11 +56,12 @@ class Assistant:
         return Embedder.from_settings(self.settings)
 
     def index(self, *, rebuild: bool = False, progress: bool = True) -> IndexReport:
-        """Bring the index up to date with the corpus (incrementally unless ``rebuild``)."""
+        """Bring the index up to date with the corpus (incrementally unless ``rebuild``), and get ready for questions."""
         with self._lock:
             report = update_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)
             self._reopen_if_changed()
-            return report
+        self.embedder.prepare_queries(progress=progress)
+        return report
 
     @property
     def store(self) -> IndexStore:
@@ -126,7 +127,8 @@ class Assistant:
         standalone = self._standalone(question, history, use_llm)
         timings["rewrite"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        hits = self.search(standalone)
+        query = self.embedder.embed_query(standalone)
+        hits = self.retriever.search_embedded(standalone, query, self.settings.top_k)
         timings["retrieve"] = time.perf_counter() - clock
 
         if use_llm:
@@ -136,7 +138,7 @@ class Assistant:
                 return
             except LLMError as exc:
                 notes.append(f"The language model failed ({exc}); showing the most relevant sentences instead.")
-        yield self._extract(question, standalone, hits, lang, notes, timings)
+        yield self._extract(question, standalone, query, hits, lang, notes, timings)
 
     def _standalone(self, question: str, history: Sequence[Turn], use_llm: bool) -> str:
         if not history:
@@ -166,16 +168,16 @@ class Assistant:
             answer.text, answer.refused = message("not_found", lang), True
             return answer
         clock = time.perf_counter()
-        cited = citations.resolve(text.strip(), sources, self.embedder, lang)
+        cited = citations.resolve(text.strip(), sources, self.embedder, self._sentences_of(sources), lang)
         timings["cite"] = time.perf_counter() - clock
         answer.text, answer.citations, answer.notes = cited.text, cited.citations, cited.notes
         return answer
 
-    def _extract(self, question, standalone, hits, lang, notes, timings) -> Answer:
+    def _extract(self, question, standalone, query, hits, lang, notes, timings) -> Answer:
         clock = time.perf_counter()
         answer = Answer(question, "", [], hits, MODE_EXTRACTIVE, notes=notes, standalone_question=standalone,
                         timings=timings)
-        extract = extract_answer(standalone, hits, self.embedder, self.retriever.cache.sentences) if hits else None
+        extract = extract_answer(standalone, query, hits, self._sentences_of(hits)) if hits else None
         timings["extract"] = time.perf_counter() - clock
         if extract is None or not self._relevant(standalone, extract.best_score):
             answer.text, answer.refused = message("not_found", lang), True
@@ -189,6 +191,9 @@ class Assistant:
         if best_sentence_score < self.settings.relevance_floor:
             return False
         return self.names.unknown_share(question) < self.settings.unknown_names_ceiling
+
+    def _sentences_of(self, hits: list[Hit]) -> dict[int, SentenceVectors]:
+        return self.store.sentence_vectors(hit.passage.row_id for hit in hits)
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
         return self.retriever.search(question, k or self.settings.top_k)

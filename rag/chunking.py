@@ -37,6 +37,7 @@ class Chunk:
     n_tokens: int
     title: str
     title_in_text: bool = False  # the title only repeats the article's opening (a title made from the body)
+    sentences: tuple[tuple[int, int], ...] = ()  # spans in ``text`` of its sentences (or pieces of long ones)
 
     @property
     def chunk_id(self) -> str:
@@ -105,6 +106,7 @@ def chunk_article(article: Article, max_tokens: int, overlap: int, encoding: str
             last += 1
             total += units[last][2]
         start, end = units[first][0], units[last][1]
+        sentences = tuple((s - start, e - start) for s, e, _ in units[first : last + 1])
         chunks.append(
             Chunk(
                 doc_id=article.doc_id,
@@ -115,6 +117,7 @@ def chunk_article(article: Article, max_tokens: int, overlap: int, encoding: str
                 n_tokens=total,
                 title=article.title,
                 title_in_text=title_in_text,
+                sentences=sentences,
             )
         )
         if last + 1 >= len(units):

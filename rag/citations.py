@@ -11,15 +11,15 @@ than shown as if it were grounded.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-import numpy as np
 
 from .answers import Citation
 from .chunking import split_sentences
 from .embeddings import Embedder
 from .language import lexical_tokens, name_tokens
 from .retrieval import Hit
+from .store import SentenceVectors
 
 MARKER_PATTERN = r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]"  # [1], [2, 3], [ 4 ]
 MARKER = re.compile(MARKER_PATTERN)
@@ -44,8 +44,13 @@ def strip_markers(text: str) -> str:
     return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", text)).strip()
 
 
-def resolve(answer: str, sources: list[Hit], embedder: Embedder, lang: str = "en") -> CitedAnswer:
-    """Map the markers of ``answer`` to ``sources`` ([1] is ``sources[0]``), drop dangling ones, check support."""
+def resolve(
+    answer: str, sources: list[Hit], embedder: Embedder, sentences_of: Mapping[int, SentenceVectors], lang: str = "en"
+) -> CitedAnswer:
+    """Map the markers of ``answer`` to ``sources`` ([1] is ``sources[0]``), drop dangling ones, check support.
+
+    ``sentences_of`` maps a source's row id to its stored sentences, among which each claim's quote is found.
+    """
     notes: list[str] = []
     dangling = sorted({n for n in marker_numbers(answer) if not 1 <= n <= len(sources)})
     if dangling:
@@ -54,7 +59,6 @@ def resolve(answer: str, sources: list[Hit], embedder: Embedder, lang: str = "en
 
     quotes: dict[int, tuple[str, float]] = {}  # n -> best quote and its similarity
     supported: dict[int, bool] = {}
-    embedded: dict[int, SentenceVectors] = {}  # each cited passage is embedded once per answer
     pieces = []
     spans = split_sentences(answer, lang)
     for start, end in spans:
@@ -64,10 +68,11 @@ def resolve(answer: str, sources: list[Hit], embedder: Embedder, lang: str = "en
         claim_vector = embedder.embed_query(claim) if numbers else None
         backed = False
         for n in numbers:
-            if n not in embedded:
-                embedded[n] = SentenceVectors.of(sources[n - 1], embedder)
-            quote, similarity = embedded[n].closest(claim_vector)
-            ok = similarity >= SUPPORT_SIMILARITY or name_overlap(claim, sources[n - 1].passage.text) >= SUPPORT_OVERLAP
+            passage = sources[n - 1].passage
+            own = sentences_of[passage.row_id]
+            closest, similarity = own.closest(claim_vector)
+            quote = own.texts(passage.text)[closest]
+            ok = similarity >= SUPPORT_SIMILARITY or name_overlap(claim, passage.text) >= SUPPORT_OVERLAP
             backed |= ok
             supported[n] = supported.get(n, False) or ok
             if n not in quotes or similarity > quotes[n][1]:
@@ -78,26 +83,6 @@ def resolve(answer: str, sources: list[Hit], embedder: Embedder, lang: str = "en
     text = _rejoin(answer, spans, pieces)
     citations = [Citation(n, sources[n - 1], quotes[n][0], supported[n]) for n in sorted(quotes)]
     return CitedAnswer(text, citations, notes)
-
-
-@dataclass(frozen=True)
-class SentenceVectors:
-    """A passage's sentences and their embeddings, to find the one a claim rests on."""
-
-    sentences: list[str]
-    vectors: np.ndarray
-
-    @classmethod
-    def of(cls, hit: Hit, embedder: Embedder) -> SentenceVectors:
-        passage = hit.passage
-        sentences = [passage.text[s:e] for s, e in split_sentences(passage.text, passage.lang)] or [passage.text]
-        return cls(sentences, embedder.embed_passages(sentences))
-
-    def closest(self, claim_vector: np.ndarray) -> tuple[str, float]:
-        """The sentence closest in meaning to the claim, and its cosine similarity."""
-        scores = self.vectors @ claim_vector
-        best = int(np.argmax(scores))
-        return self.sentences[best], float(scores[best])
 
 
 def name_overlap(claim: str, passage: str) -> float:

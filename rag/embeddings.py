@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -127,6 +128,18 @@ class Embedder:
     def dim(self) -> int:
         return int(self.model.get_embedding_dimension())
 
+    def prepare_queries(self, *, progress: bool = False) -> None:
+        """Load the question backend now (exporting it to ONNX the first time), so the first question does not wait.
+
+        The export takes about a minute on two cores and writes ~470 MB once;
+        ``rag index`` and the UI's start-up pay it instead of the first user.
+        """
+        if self.query_backend != "onnx":
+            return
+        if progress and not self._onnx_file().is_file():
+            print("preparing the ONNX question encoder (once, about a minute)…", file=sys.stderr, flush=True)
+        self.onnx  # noqa: B018 - the cached property does the work
+
     def _prompt(self, kind: str) -> str | None:
         return kind if kind in (self.model.prompts or {}) else None
 
@@ -169,8 +182,11 @@ class Embedder:
     @cached_property
     def onnx_path(self) -> Path:
         """The model exported to ONNX, once, in the model cache."""
+        return export_onnx(self.model, self._onnx_file())
+
+    def _onnx_file(self) -> Path:
         folder = self.cache_dir / f"onnx-{hashlib.sha256(self.resolved.fingerprint.encode()).hexdigest()[:16]}"
-        return export_onnx(self.model, folder / "model.onnx")
+        return folder / "model.onnx"
 
 
 # ------------------------------------------------------------------ ONNX Runtime

@@ -10,15 +10,16 @@ number only take sentences that contain one (:mod:`rag.answer_types`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from .answer_types import expected_type, has_type
 from .answers import Citation
-from .embeddings import Embedder
 from .language import detect_language, lexical_tokens, name_tokens
-from .retrieval import Hit, SentenceVectors
+from .retrieval import Hit
+from .store import SentenceVectors
 
 MAX_SENTENCES = 3
 MARGIN = 0.03  # sentences scoring within this of the best one are kept too
@@ -34,17 +35,22 @@ class Extract:
     best_score: float  # how well the best sentence matches the question (for the relevance floor)
 
 
-def extract_answer(question: str, hits: list[Hit], embedder: Embedder, sentence_vectors: SentenceVectors) -> Extract:
-    """The best sentences of ``hits`` for ``question``; ``sentence_vectors`` holds the sentences retrieval embedded."""
-    candidates = _candidate_sentences(hits)
+def extract_answer(
+    question: str, query: np.ndarray, hits: list[Hit], sentences_of: Mapping[int, SentenceVectors]
+) -> Extract:
+    """The best sentences of ``hits`` for ``question`` (whose vector is ``query``).
+
+    ``sentences_of`` maps a hit's row id to its stored sentences and their vectors.
+    """
+    candidates = _candidate_sentences(hits, sentences_of)
     if not candidates:
         return Extract("", [], 0.0)
-    sentences = [sentence for _, sentence in candidates]
-    similarity = sentence_vectors.embed(sentences, embedder) @ embedder.embed_query(question)
+    sentences = [sentence for _, sentence, _ in candidates]
+    similarity = np.vstack([vector for _, _, vector in candidates]) @ query
     lang = detect_language(question)
     words = {t for t in lexical_tokens(question) if len(t) > 2 or t.isdigit()}
     names = name_tokens(question)
-    overlaps = [_overlap(words if hits[i].passage.lang == lang else names, s) for i, s in candidates]
+    overlaps = [_overlap(words if hits[i].passage.lang == lang else names, s) for i, s, _ in candidates]
     scores = similarity + OVERLAP_BONUS * np.array(overlaps)
     answer_type = expected_type(question)
     typed = np.array([has_type(sentence, answer_type) for sentence in sentences])
@@ -56,7 +62,7 @@ def extract_answer(question: str, hits: list[Hit], embedder: Embedder, sentence_
     quotes: dict[int, list[str]] = {}  # a passage cited by several sentences quotes them all
     lines = []
     for index in chosen:
-        hit_index, sentence = candidates[index]
+        hit_index, sentence, _ = candidates[index]
         n = numbers.setdefault(hit_index, len(numbers) + 1)
         quotes.setdefault(n, []).append(sentence)
         lines.append(f"- {sentence} [{n}]")
@@ -64,13 +70,17 @@ def extract_answer(question: str, hits: list[Hit], embedder: Embedder, sentence_
     return Extract("\n".join(lines), citations, float(similarity[chosen[0]]))
 
 
-def _candidate_sentences(hits: list[Hit]) -> list[tuple[int, str]]:
+def _candidate_sentences(
+    hits: list[Hit], sentences_of: Mapping[int, SentenceVectors]
+) -> list[tuple[int, str, np.ndarray]]:
+    """(index in hits, sentence, its vector) for the sentences worth quoting, each once."""
     candidates, seen = [], set()
     for index, hit in enumerate(hits):
-        for sentence in SentenceVectors.sentences(hit.passage):
+        own = sentences_of[hit.passage.row_id]
+        for sentence, vector in zip(own.texts(hit.passage.text), own.vectors):
             if len(sentence.split()) >= MIN_SENTENCE_WORDS and sentence not in seen:  # overlapping chunks repeat
                 seen.add(sentence)
-                candidates.append((index, sentence))
+                candidates.append((index, sentence, vector))
     return candidates
 
 

@@ -21,7 +21,7 @@ from .chunking import Chunk, chunk_article
 from .config import Settings
 from .corpus import PARSER_VERSION, Article, ArticleError, Source, iter_sources, parse_source
 from .embeddings import Embedder
-from .store import IndexCorrupt, IndexWriter, Manifest, live_fingerprints, live_generation
+from .store import IndexCorrupt, IndexWriter, Manifest, SentenceVectors, live_fingerprints, live_generation
 
 
 @dataclass
@@ -171,8 +171,8 @@ def _write(
     with report.timed("chunk"):
         chunked = [(article, chunk(settings, article)) for article in articles]
     with report.timed("embed"):
-        all_chunks = [c for _, chunks in chunked for c in chunks]
-        vectors = _embed_all(embedder, all_chunks, settings.embed_batch_size, progress)
+        vectors, sentences = _embed(embedder, [c for _, chunks in chunked for c in chunks],
+                                    settings.embed_batch_size, progress)
     report.embedded_chunks = len(vectors)
     with ExitStack() as stack:
         with report.timed("open writer"):
@@ -183,18 +183,38 @@ def _write(
             writer.remove_articles(report.changed + report.removed)
             offset = 0
             for article, chunks in chunked:
-                writer.add_article(article, chunks, vectors[offset : offset + len(chunks)])
-                offset += len(chunks)
+                end = offset + len(chunks)
+                writer.add_article(article, chunks, vectors[offset:end], sentences[offset:end])
+                offset = end
         with report.timed("commit"):
             return writer.commit()
 
 
-def _embed_all(embedder: Embedder, chunks: list[Chunk], batch_size: int, progress: bool) -> np.ndarray:
+def _embed(
+    embedder: Embedder, chunks: list[Chunk], batch_size: int, progress: bool
+) -> tuple[np.ndarray, list[SentenceVectors]]:
+    """One vector per chunk, and per chunk the vectors of its sentences.
+
+    Overlapping chunks share sentences, so each distinct sentence is embedded
+    once; chunks and sentences go through the model together, which sorts
+    them by length into batches.
+    """
+    spans = [list(c.sentences) or [(0, len(c.text))] for c in chunks]
+    sentence_texts = list(dict.fromkeys(c.text[s:e] for c, own in zip(chunks, spans) for s, e in own))
+    embedded = _embed_texts(embedder, [c.embedding_text() for c in chunks] + sentence_texts, batch_size, progress)
+    vectors, by_text = embedded[: len(chunks)], dict(zip(sentence_texts, embedded[len(chunks) :]))
+    sentences = [
+        SentenceVectors(own, np.vstack([by_text[c.text[s:e]] for s, e in own]))
+        for c, own in zip(chunks, spans)
+    ]
+    return vectors, sentences
+
+
+def _embed_texts(embedder: Embedder, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
     """Embed in slices so the progress bar moves; the model sorts each slice by length itself."""
-    texts = [c.embedding_text() for c in chunks]
     parts = []
     step = max(batch_size * 8, 1)
-    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress or not texts) as bar:
+    with tqdm(total=len(texts), desc="embedding", unit="text", disable=not progress or not texts) as bar:
         for first in range(0, len(texts), step):
             parts.append(embedder.embed_passages(texts[first : first + step], batch_size=batch_size, bulk=True))
             bar.update(len(parts[-1]))

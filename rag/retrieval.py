@@ -4,7 +4,7 @@ Dense search (multilingual embeddings) does the heavy lifting because
 questions and articles are usually in different languages.  Its candidates
 are then corrected for the pull of each passage language on every question
 (:class:`LanguageCentroids`) and the first few re-ranked by their best single
-sentence (:class:`SentenceVectors`).  Lexical BM25 over accent-folded,
+sentence (whose vectors the index stores).  Lexical BM25 over accent-folded,
 alias-normalised tokens adds exact matches on names and numbers (``Shin Sang
 Jin``, ``615``), which embeddings blur.  The two rankings are merged by
 weighted reciprocal-rank fusion.  Every step's weight is a setting; the
@@ -14,18 +14,17 @@ defaults follow the measurements in bench/results-retrieval.md.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from weakref import WeakKeyDictionary
 
 import bm25s
 import numpy as np
 
-from .chunking import split_sentences
 from .config import Settings
 from .embeddings import Embedder
 from .language import detect_language, lexical_tokens, name_tokens
 from .store import IndexStore, Passage
+from .threads import faiss_threads
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
 
@@ -90,11 +89,12 @@ class RetrievalOptions:
     language_calibration: float  # 0 disables the correction of each passage language's pull
     sentence_weight: float  # 0 disables re-ranking by the best sentence
     rerank_candidates: int  # how many of the first dense candidates are re-ranked by sentence
+    threads: int  # FAISS threads for one question's search (see rag.threads)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetrievalOptions:
         return cls(settings.lexical_weight, settings.candidates, settings.language_calibration,
-                   settings.sentence_weight, settings.rerank_candidates)
+                   settings.sentence_weight, settings.rerank_candidates, settings.query_threads)
 
 
 class LanguageCentroids:
@@ -137,70 +137,16 @@ class LanguageCentroids:
         return np.array([pulls.get(lang, 0.0) for lang in langs], dtype=np.float32)
 
 
-class SentenceVectors:
-    """Vectors of single sentences, embedded when first needed and kept (least recently used out).
-
-    A chunk's vector averages all of its sentences; a question usually asks
-    about one of them.  The best sentence similarity finds that sentence even
-    when the rest of the chunk is about something else.
-    """
-
-    MAX_SENTENCES = 50_000  # ~75 MB of 384-d vectors
-
-    def __init__(self):
-        self.vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def best_similarity(self, query: np.ndarray, passages: list[Passage], embedder: Embedder) -> np.ndarray:
-        """For each passage, the highest cosine similarity of one of its sentences to ``query``."""
-        sentences = [self.sentences(p) for p in passages]
-        self._embed_missing([s for group in sentences for s in group], embedder)
-        return np.array([max(float(self.vectors[s] @ query) for s in group) for group in sentences],
-                        dtype=np.float32)
-
-    def embed(self, sentences: list[str], embedder: Embedder) -> np.ndarray:
-        """The vectors of ``sentences``, one row each; extractive answers reuse what re-ranking embedded."""
-        self._embed_missing(sentences, embedder)
-        return np.vstack([self.vectors[s] for s in sentences])
-
-    @staticmethod
-    def sentences(passage: Passage) -> list[str]:
-        text = passage.text
-        return [text[start:end] for start, end in split_sentences(text, passage.lang)] or [text]
-
-    def _embed_missing(self, sentences: list[str], embedder: Embedder) -> None:
-        missing = [s for s in dict.fromkeys(sentences) if s not in self.vectors]
-        for sentence in sentences:
-            if sentence in self.vectors:
-                self.vectors.move_to_end(sentence)
-        self.vectors.update(zip(missing, embedder.embed_passages(missing)))
-        while len(self.vectors) > self.MAX_SENTENCES:
-            self.vectors.popitem(last=False)
+_centroids: WeakKeyDictionary[IndexStore, LanguageCentroids] = WeakKeyDictionary()
+_centroids_lock = threading.Lock()
 
 
-class _StoreCache:
-    """What retrieval derives from one index generation, built on first use and dropped with it."""
-
-    def __init__(self, store: IndexStore):
-        self.store = store
-        self.sentences = SentenceVectors()
-        self._centroids: LanguageCentroids | None = None
-
-    @property
-    def centroids(self) -> LanguageCentroids:
-        if self._centroids is None:
-            self._centroids = LanguageCentroids.of_store(self.store)
-        return self._centroids
-
-
-_caches: WeakKeyDictionary[IndexStore, _StoreCache] = WeakKeyDictionary()
-_caches_lock = threading.Lock()
-
-
-def _cache_of(store: IndexStore) -> _StoreCache:
-    with _caches_lock:
-        if store not in _caches:
-            _caches[store] = _StoreCache(store)
-        return _caches[store]
+def centroids_of(store: IndexStore) -> LanguageCentroids:
+    """The language centroids of one index generation, computed on first use and dropped with it."""
+    with _centroids_lock:
+        if store not in _centroids:
+            _centroids[store] = LanguageCentroids.of_store(store)
+        return _centroids[store]
 
 
 class Retriever:
@@ -212,11 +158,14 @@ class Retriever:
         self.embedder = embedder
         self.lexical = lexical
         self.options = options
-        self.cache = _cache_of(store)
 
     def search(self, question: str, k: int = 5) -> list[Hit]:
-        query = self.embedder.embed_query(question)
-        dense = self.store.search(query, max(k, self.options.candidates))
+        return self.search_embedded(question, self.embedder.embed_query(question), k)
+
+    def search_embedded(self, question: str, query: np.ndarray, k: int = 5) -> list[Hit]:
+        """:meth:`search` with the question's vector already made (answers reuse it to pick sentences)."""
+        with faiss_threads(self.options.threads):
+            dense = self.store.search(query, max(k, self.options.candidates))
         cosine = dict(dense)
         passages = self.store.passages(cosine)
         ranked = self._rerank(query, dense, passages)
@@ -241,12 +190,13 @@ class Retriever:
         if not row_ids or (options.language_calibration == 0 and options.sentence_weight == 0):
             return row_ids
         chosen = [passages[row_id] for row_id in row_ids]
-        offsets = options.language_calibration * self.cache.centroids.offsets(query, [p.lang for p in chosen])
+        offsets = options.language_calibration * centroids_of(self.store).offsets(query, [p.lang for p in chosen])
         scores = np.array([score for _, score in dense], dtype=np.float32) - offsets
         order = np.argsort(-scores, kind="stable")
         if options.sentence_weight > 0 and options.rerank_candidates > 0:
             head = order[: options.rerank_candidates]
-            best = self.cache.sentences.best_similarity(query, [chosen[i] for i in head], self.embedder)
+            sentences = self.store.sentence_vectors(row_ids[i] for i in head)
+            best = np.array([sentences[row_ids[i]].closest(query)[1] for i in head], dtype=np.float32)
             head_scores = scores[head] + options.sentence_weight * (best - offsets[head])
             order = np.concatenate([head[np.argsort(-head_scores, kind="stable")], order[len(head):]])
         return [row_ids[i] for i in order]

@@ -4,7 +4,8 @@ Layout of an index folder::
 
     index/
       CURRENT              name of the live generation (replaced atomically)
-      meta-<gen>.sqlite    articles and chunks with their vectors, shared by the generations since the
+      meta-<gen>.sqlite    articles and chunks with their vectors (and their sentences' vectors, for
+                           re-ranking and citing without embedding at query time), shared by the generations since the
                            last full build; each row records the generation that added it and the one
                            that removed it
       gen-<n>-<pid>-<ns>/  one generation
@@ -52,7 +53,7 @@ from .corpus import Article
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
-FORMAT = 2  # on-disk layout; an index of another format is rebuilt
+FORMAT = 3  # on-disk layout; an index of another format is rebuilt
 FLAT = "flat"
 DELTA_FRACTION = 0.05  # rewrite vectors.faiss when more rows than this share changed since it was written
 TRAIN_POINTS_PER_LIST = 64  # k-means sample per IVF list: FAISS warns below 39, quality barely moves above 64
@@ -69,6 +70,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL,
     position INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
     n_tokens INTEGER NOT NULL, text TEXT NOT NULL, vector BLOB NOT NULL,
+    sentence_spans TEXT NOT NULL, sentence_vectors BLOB NOT NULL,
     added INTEGER NOT NULL, removed INTEGER
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
@@ -152,6 +154,30 @@ class Passage:
     @property
     def chunk_id(self) -> str:
         return f"{self.doc_id}#{self.position}"
+
+
+@dataclass(frozen=True)
+class SentenceVectors:
+    """The sentences of one chunk (character spans in its text) and their embeddings.
+
+    Embedded at index time with the chunk, because a question usually asks
+    about one sentence of a passage: re-ranking and extractive answers use the
+    best sentence, and citations the sentence closest to a claim.  Embedding
+    them per question cost ~0.9 s of a 1 s search (bench/README.md).  Stored as
+    float16, which halves the disk and moves cosines by ~1e-3.
+    """
+
+    spans: list[tuple[int, int]]
+    vectors: np.ndarray  # one row per span, float32
+
+    def texts(self, text: str) -> list[str]:
+        return [text[start:end] for start, end in self.spans]
+
+    def closest(self, vector: np.ndarray) -> tuple[int, float]:
+        """The index of the sentence closest to ``vector`` and its cosine similarity."""
+        scores = self.vectors @ vector
+        best = int(np.argmax(scores))
+        return best, float(scores[best])
 
 
 # --------------------------------------------------------------------- choosing and building the FAISS index
@@ -265,6 +291,18 @@ class IndexStore:
         if missing:
             raise KeyError(f"no stored vector for chunk row(s) {missing[:5]}")
         return _as_vectors([found[i] for i in ids], self.manifest.dim)
+
+    def sentence_vectors(self, row_ids: Iterable[int]) -> dict[int, SentenceVectors]:
+        """The sentences and sentence vectors of these chunks, by row id."""
+        ids = list(dict.fromkeys(row_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT id, sentence_spans, sentence_vectors FROM chunks WHERE id IN ({marks})", ids)
+        return {row_id: SentenceVectors([tuple(span) for span in json.loads(spans)],
+                                        np.frombuffer(blob, dtype=np.float16).reshape(-1, self.manifest.dim)
+                                        .astype(np.float32))
+                for row_id, spans, blob in rows}
 
     def passages(self, row_ids: Iterable[int]) -> dict[int, Passage]:
         ids = list(row_ids)
@@ -409,7 +447,10 @@ class IndexWriter:
             self.db.execute("UPDATE articles SET removed = :g WHERE doc_id = :doc_id AND removed IS NULL", params)
         return marked
 
-    def add_article(self, article: Article, chunks: list[Chunk], vectors: np.ndarray) -> None:
+    def add_article(
+        self, article: Article, chunks: list[Chunk], vectors: np.ndarray, sentences: list[SentenceVectors]
+    ) -> None:
+        """Add an article with its chunks, one vector per chunk and each chunk's sentence vectors."""
         g = self.manifest.generation
         self.db.execute(
             "INSERT INTO articles (doc_id, title, text, lang, url, date, location, fingerprint, added) "
@@ -418,10 +459,11 @@ class IndexWriter:
         )
         vectors = np.asarray(vectors, dtype=np.float32)
         self.db.executemany(
-            "INSERT INTO chunks (doc_id, position, start, end, n_tokens, text, vector, added) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, v.tobytes(), g)
-             for c, v in zip(chunks, vectors)],
+            "INSERT INTO chunks (doc_id, position, start, end, n_tokens, text, vector, sentence_spans, "
+            "sentence_vectors, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, v.tobytes(), json.dumps(s.spans),
+              np.asarray(s.vectors, dtype=np.float16).tobytes(), g)
+             for c, v, s in zip(chunks, vectors, sentences, strict=True)],
         )
 
     def commit(self) -> Manifest:

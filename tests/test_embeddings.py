@@ -89,6 +89,22 @@ def test_the_onnx_export_is_made_once(embedder):
     assert not list(exported[0].parent.glob("*.partial"))
 
 
+def test_indexing_gets_the_question_encoder_ready(embedder, make_settings, tmp_path):
+    """`rag index` and the UI's start-up pay the ONNX export and load, not the first question."""
+    from rag.assistant import Assistant
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "bridge.txt").write_text("Jembatan baru\n\nBupati Garut meresmikan jembatan sepanjang 120 meter.\n")
+    fresh = Embedder(cache_dir=embedder.cache_dir)
+    fresh.model = embedder.model
+    assistant = Assistant(make_settings(corpus, tmp_path / "index"))
+    assistant.embedder = fresh
+    assert "onnx" not in vars(fresh)
+    assistant.index(progress=False)
+    assert "onnx" in vars(fresh)
+
+
 def test_onnx_refuses_a_model_it_cannot_pool(embedder, tmp_path):
     from sentence_transformers import SentenceTransformer
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rag.assistant import Assistant
-from rag.retrieval import LanguageCentroids, SentenceVectors
+from rag.retrieval import LanguageCentroids
 from rag.store import Passage
 
 YAMANASHI = "002_c12aae596eddc73b"  # Malay
@@ -101,24 +101,22 @@ def test_the_best_sentence_lifts_a_passage_whose_answer_is_buried(tmp_path, make
     assert first() == "buried"
 
 
-def test_sentence_vectors_are_the_sentences_own_and_embedded_once(seed_assistant, embedder):
-    passage = max(seed_assistant.store.all_passages(), key=lambda p: len(p.text))
-    sentences = SentenceVectors.sentences(passage)
-    assert len(sentences) > 1 and all(s in passage.text for s in sentences)
-    query = embedder.embed_query("Who is the mayor of Seongnam?")
-    cache = SentenceVectors()
-    [best] = cache.best_similarity(query, [passage], embedder)
-    assert best == pytest.approx(float((embedder.embed_passages(sentences) @ query).max()), abs=1e-5)
-    held = dict(cache.vectors)
-    cache.best_similarity(query, [passage], embedder)
-    assert all(cache.vectors[s] is vector for s, vector in held.items())  # reused, not embedded again
+def test_the_index_stores_every_sentence_of_a_chunk_with_its_own_vector(seed_assistant, embedder):
+    store = seed_assistant.store
+    passage = max(store.all_passages(), key=lambda p: len(p.text))
+    own = store.sentence_vectors([passage.row_id])[passage.row_id]
+    sentences = own.texts(passage.text)
+    assert len(sentences) > 1 and all(s and s.strip() == s for s in sentences)
+    assert "".join("".join(sentences).split()) == "".join(passage.text.split())  # they cover the whole passage
+    np.testing.assert_allclose(own.vectors, embedder.embed_passages(sentences), atol=3e-3)  # float16 on disk
 
 
 def _pseudo_passages(seed_assistant) -> list[Passage]:
     """Every sentence of the seed articles as a passage of its own: many 'articles' per language."""
     passages = []
-    for p in seed_assistant.store.all_passages():
-        for i, sentence in enumerate(SentenceVectors.sentences(p)):
+    store = seed_assistant.store
+    for p in store.all_passages():
+        for i, sentence in enumerate(store.sentence_vectors([p.row_id])[p.row_id].texts(p.text)):
             passages.append(Passage(len(passages), f"{p.doc_id}-{p.position}-{i}", 0, "", None, p.lang, None,
                                     sentence, 0, len(sentence)))
     return passages

@@ -23,6 +23,7 @@ from rag.store import (
     IndexStore,
     IndexWriter,
     Manifest,
+    SentenceVectors,
     choose_layout,
     live_generation,
 )
@@ -44,9 +45,18 @@ def clustered(n: int, seed: int) -> np.ndarray:
 
 
 def article(doc_id: str) -> tuple[Article, list[Chunk]]:
-    text = " ".join(f"{doc_id} sentence {i}." for i in range(PER_ARTICLE))
-    chunks = [Chunk(doc_id, i, f"{doc_id} sentence {i}.", 0, 1, 3, doc_id) for i in range(PER_ARTICLE)]
-    return Article(doc_id, doc_id, text, "en", None, None, f"{doc_id}.txt", f"fp-{doc_id}"), chunks
+    texts = [f"{doc_id} sentence {i}. Its second." for i in range(PER_ARTICLE)]
+    first = len(texts[0]) - len(" Its second.")
+    spans = ((0, first), (first + 1, len(texts[0])))
+    chunks = [Chunk(doc_id, i, text, 0, 1, 3, doc_id, sentences=spans) for i, text in enumerate(texts)]
+    return Article(doc_id, doc_id, " ".join(texts), "en", None, None, f"{doc_id}.txt", f"fp-{doc_id}"), chunks
+
+
+def add_synthetic(writer: IndexWriter, doc_id: str, vectors: np.ndarray) -> None:
+    """Add a synthetic article whose chunks' two sentences have the chunk's vector and its opposite."""
+    a, chunks = article(doc_id)
+    writer.add_article(a, chunks, vectors, [SentenceVectors(list(c.sentences), np.vstack([v, -v]))
+                                            for c, v in zip(chunks, vectors)])
 
 
 class Corpus:
@@ -68,7 +78,7 @@ class Corpus:
             for i in range(add):
                 doc_id = f"doc{self.seed}-{i}"
                 vectors = new[i * PER_ARTICLE : (i + 1) * PER_ARTICLE]
-                w.add_article(*article(doc_id), vectors)
+                add_synthetic(w, doc_id, vectors)
                 self.vectors[doc_id] = vectors
             return w.commit()
 
@@ -93,6 +103,12 @@ def check_contents(store: IndexStore, corpus: Corpus) -> None:
     row_ids = [p.row_id for p in passages]
     expected = np.vstack([corpus.vectors[p.doc_id][p.position] for p in passages])
     np.testing.assert_array_equal(store.vectors_for(row_ids), expected)
+    sentences = store.sentence_vectors(row_ids)
+    assert set(sentences) == set(row_ids)
+    for passage, vector in zip(passages, expected):
+        own = sentences[passage.row_id]
+        assert own.texts(passage.text) == [f"{passage.doc_id} sentence {passage.position}.", "Its second."]
+        np.testing.assert_allclose(own.vectors, np.vstack([vector, -vector]), atol=2e-3)  # stored as float16
     # the FAISS index can give a vector back too (retrieval scores lexical-only hits with it)
     np.testing.assert_allclose(store.vectors.reconstruct(row_ids[-1]), expected[-1], atol=1e-6)
 
@@ -188,7 +204,7 @@ def test_a_failed_write_changes_nothing(corpus):
     with pytest.raises(KeyboardInterrupt):
         with IndexWriter(corpus.folder, MANIFEST_TEMPLATE, ivf_threshold=THRESHOLD) as writer:
             writer.remove_articles(sorted(corpus.vectors)[:5])
-            writer.add_article(*article("half-written"), clustered(PER_ARTICLE, 3))
+            add_synthetic(writer, "half-written", clustered(PER_ARTICLE, 3))
             raise KeyboardInterrupt
     assert live_generation(corpus.folder) == before
     assert [p.name for p in corpus.folder.glob("gen-*")] == [before.name]
