@@ -56,7 +56,7 @@ class Assistant:
         return Embedder.from_settings(self.settings)
 
     def index(self, *, rebuild: bool = False, progress: bool = True) -> IndexReport:
-        """Bring the index up to date with the corpus (incrementally unless ``rebuild``), and get ready for questions."""
+        """Bring the index up to date with the corpus (incrementally unless ``rebuild``); ready the question encoder."""
         with self._lock:
             report = update_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)
             self._reopen_if_changed()

@@ -4,10 +4,10 @@ Layout of an index folder::
 
     index/
       CURRENT              name of the live generation (replaced atomically)
-      meta-<gen>.sqlite    articles and chunks with their vectors (and their sentences' vectors, for
-                           re-ranking and citing without embedding at query time), shared by the generations since the
-                           last full build; each row records the generation that added it and the one
-                           that removed it
+      meta-<gen>.sqlite    articles and chunks with their vectors and their sentences' vectors (so
+                           re-ranking and citing embed nothing per question), shared by the generations
+                           since the last full build; each row records the generation that added it
+                           and the one that removed it
       gen-<n>-<pid>-<ns>/  one generation
         manifest.json      model, dimension, chunking parameters, counts, generation number
         vectors.faiss      the FAISS index as of generation ``base_generation``; immutable, so a later
