@@ -1,10 +1,12 @@
-"""What kind of answer a question asks for: an amount of money, a date, a number, a population, an area.
+"""What kind of answer a question asks for: an amount of money, a day or a date, a number, a population, an area, a role.
 
 Without a language model, nothing reads the chosen sentences to check that
 they answer the question, and embedding similarity cannot tell "Seongnam is a
 leading high-tech city" from the city's population: both are about Seongnam.
 The answer type can: a "how much money" question is not answered by a
-sentence without an amount, a "when" question not by one without a date.  So
+sentence without an amount, a "when" question not by one without a date, an
+"on what date" question not by a bare year, and "who is the governor of X?"
+not by a sentence that names no governor.  So
 extractive answers prefer sentences of the expected type, and refuse when
 none of the relevant sentences has it (see :mod:`rag.extractive`).
 
@@ -20,10 +22,18 @@ import re
 from .language import fold
 
 MONEY = "money"
+DAY = "day"
 DATE = "date"
 POPULATION = "population"
 AREA = "area"
 NUMBER = "number"
+# Roles: "who is the governor of X?" is not answered by a sentence naming someone else's office.
+ROLES = {
+    "governor": ("governors?", "gubernur", "gabenor", "thong doc"),
+    "mayor": ("mayors?", "wali ?kota", "datuk bandar", "thi truong"),
+    "prime minister": ("prime minister", "perdana menteri", "thu tuong"),
+    "ambassador": ("ambassadors?", "duta besar", "dubes", "dai su"),
+}
 
 
 def _words(*alternatives: str) -> re.Pattern:
@@ -41,6 +51,11 @@ _WHEN = _words(
     "khi nao", "bao gio", "luc nao", "(?:nam|ngay|thang) nao",
     "kapan", "bila(?:kah)?", "(?:tahun|tanggal|bulan|tarikh) (?:berapa|bila)",
 )
+_WHICH_DAY = _words(
+    "(?:what|which) (?:date|day)", "ngay (?:nao|bao nhieu|may)", "tanggal (?:berapa|brp)(?:kah)?", "tarikh (?:apa|bila)"
+)
+_WHO = _words("who", "whom", "siapa(?:kah)?", "ai")
+_ROLE_CUES = {role: _words(*names) for role, names in ROLES.items()}
 _POPULATION = _words("population", "inhabitants", "dan so", "so dan", "penduduk", "populasi")
 _AREA = _words("area", "dien tich", "luas", "keluasan")
 _HOW_MANY = _words(
@@ -55,12 +70,13 @@ _CURRENCIES = "usd|vnd|dong|won|yen|euros?|ringgit|rupiah|dollars?|do la"
 _MONEY_AMOUNT = re.compile(
     rf"(?:\$|\bus\$|\busd|\brp|\brm)\s?\d|{_NUMBER}\s*(?:{_SCALES}|{_CURRENCIES})\b"
 )
-_DATE = re.compile(
-    r"\b(?:1[89]\d\d|20\d\d)\b|\b\d{1,2}\s?[/.-]\s?\d{1,2}\b|\bthang \d{1,2}\b|\b(?:"
+_MONTHS = (
     "january|february|march|april|june|july|august|september|october|november|december|"
     "januari|februari|maret|mac|mei|juni|juli|agustus|ogos|oktober|disember|desember"
-    r")\b"
 )
+_DAY_MONTH = rf"\b\d{{1,2}}\s?[/.-]\s?\d{{1,2}}\b|\bngay \d{{1,2}}\b|\b\d{{1,2}} (?:{_MONTHS})\b|\b(?:{_MONTHS}) \d{{1,2}}\b"
+_DAY = re.compile(_DAY_MONTH)
+_DATE = re.compile(rf"\b(?:1[89]\d\d|20\d\d)\b|{_DAY_MONTH}|\bthang \d{{1,2}}\b|\b(?:{_MONTHS})\b")
 _AREA_AMOUNT = re.compile(rf"{_NUMBER}\s*(?:ha|hectares?|hektar|km2|km²|m2|m²|square)\b")
 _COUNT = re.compile(
     r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|millions?|"
@@ -74,6 +90,8 @@ def expected_type(question: str) -> str | None:
     q = fold(question)
     if _HOW_MUCH.search(q) and _MONEY_NOUNS.search(q):
         return MONEY
+    if _WHICH_DAY.search(q):
+        return DAY
     if _WHEN.search(q):
         return DATE
     if _POPULATION.search(q):
@@ -82,6 +100,8 @@ def expected_type(question: str) -> str | None:
         return AREA
     if _HOW_MANY.search(q):
         return NUMBER
+    if _WHO.search(q):
+        return next((role for role, cue in _ROLE_CUES.items() if cue.search(q)), None)
     return None
 
 
@@ -90,6 +110,8 @@ def has_type(sentence: str, answer_type: str | None) -> bool:
     s = fold(sentence)
     if answer_type == MONEY:
         return bool(_MONEY_AMOUNT.search(s))
+    if answer_type == DAY:
+        return bool(_DAY.search(s))
     if answer_type == DATE:
         return bool(_DATE.search(s))
     if answer_type == POPULATION:
@@ -98,4 +120,6 @@ def has_type(sentence: str, answer_type: str | None) -> bool:
         return bool(_AREA_AMOUNT.search(s))
     if answer_type == NUMBER:
         return bool(_COUNT.search(s))
+    if answer_type in _ROLE_CUES:
+        return bool(_ROLE_CUES[answer_type].search(s))
     return True

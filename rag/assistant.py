@@ -24,7 +24,7 @@ from .answers import MODE_EXTRACTIVE, MODE_LLM, Answer, message
 from .config import Settings, load_settings
 from .corpus import Article, ArticleError, CorpusError, iter_sources, parse_source
 from .embeddings import Embedder
-from .extractive import extract_answer
+from .extractive import Extract, extract_answer
 from .generation import LLMClient, LLMError, Turn, build_messages, could_be_refusal, is_refusal, rewrite_followup
 from .indexing import IndexReport, update_index
 from .language import NameVocabulary, detect_language
@@ -92,7 +92,10 @@ class Assistant:
         with self._lock:
             store = self.store
             if self._names is None:
-                self._names = NameVocabulary([f"{p.title}\n{p.text}" for p in store.all_passages()])
+                articles: dict[str, str] = {}
+                for p in store.all_passages():
+                    articles[p.doc_id] = f"{articles.get(p.doc_id, p.title)}\n{p.text}"
+                self._names = NameVocabulary(articles)
             return self._names
 
     @property
@@ -177,7 +180,7 @@ class Assistant:
         clock = time.perf_counter()
         answer = Answer(question, "", [], hits, MODE_EXTRACTIVE, notes=notes, standalone_question=standalone,
                         timings=timings)
-        extract = extract_answer(standalone, query, hits, self._sentences_of(hits)) if hits else None
+        extract = self._best_sentences(standalone, query, hits) if hits else None
         timings["extract"] = time.perf_counter() - clock
         if extract is None or not self._relevant(standalone, extract.best_score):
             answer.text, answer.refused = message("not_found", lang), True
@@ -186,11 +189,32 @@ class Assistant:
         answer.notes.insert(0, message("no_llm", lang))
         return answer
 
+    def _best_sentences(self, question: str, query, hits: list[Hit]) -> Extract:
+        """The extract of ``hits``, unless it quotes articles that mention none of the question's names.
+
+        Then only the retrieved articles that mention them all may answer (and
+        none may, when they hold no sentence of the kind asked for): "Who is the
+        mayor of Daejeon?" must not get the Seongnam article's sentence about
+        its mayor.
+        """
+        extract = extract_answer(question, query, hits, self._sentences_of(hits))
+        if not self.names.mention_none(question, [c.hit.passage.doc_id for c in extract.citations]):
+            return extract
+        naming = self.names.articles_naming(question)
+        named = [hit for hit in hits if hit.passage.doc_id in naming]
+        return extract_answer(question, query, named, self._sentences_of(named)) if named else extract
+
     def _relevant(self, question: str, best_sentence_score: float) -> bool:
-        """Without an LLM to judge, refuse on a weak best sentence, or names the corpus never mentions ("Da Nang")."""
+        """Without an LLM to judge, refuse on a weak best sentence, or names the corpus never mentions ("Da Nang").
+
+        One unknown name alone does not refuse: English writes "English",
+        "Victorian" or "Hinduism" where the articles translate the word.
+        """
         if best_sentence_score < self.settings.relevance_floor:
             return False
-        return self.names.unknown_share(question) < self.settings.unknown_names_ceiling
+        unknown, named = self.names.unknown_names(question)
+        too_many = unknown >= self.settings.unknown_names_min
+        return not (too_many and unknown >= self.settings.unknown_names_ceiling * named)
 
     def _sentences_of(self, hits: list[Hit]) -> dict[int, SentenceVectors]:
         return self.store.sentence_vectors(hit.passage.row_id for hit in hits)

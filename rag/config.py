@@ -58,9 +58,12 @@ class Settings(BaseSettings):
     )
     sentence_weight: float = Field(1.0, ge=0, le=10, description="Weight of a passage's best sentence in re-ranking; 0 = off")
     rerank_candidates: int = Field(30, ge=0, le=1000, description="Dense candidates re-ranked by their best sentence")
-    relevance_floor: float = Field(0.80, ge=0, le=1, description="No-LLM mode refuses below this sentence similarity")
+    relevance_floor: float = Field(0.75, ge=0, le=1, description="No-LLM mode refuses below this sentence similarity")
     unknown_names_ceiling: float = Field(
         1.0, ge=0, le=1.01, description="No-LLM mode refuses when this share of the question's names is unknown"
+    )
+    unknown_names_min: int = Field(
+        2, ge=1, le=10, description="... and at least this many are unknown (one alone is often just translated)"
     )
 
     # generation (all optional: without an endpoint the assistant answers extractively)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.answer_types import AREA, DATE, MONEY, NUMBER, POPULATION, expected_type, has_type
+from rag.answer_types import AREA, DATE, DAY, MONEY, NUMBER, POPULATION, expected_type, has_type
 
 
 @pytest.mark.parametrize(
@@ -13,7 +13,10 @@ from rag.answer_types import AREA, DATE, MONEY, NUMBER, POPULATION, expected_typ
         ("Berapa anggaran proyek transformasi digital?", MONEY),
         ("When did Hai Phong sign with Incheon?", DATE),
         ("Since what year have Thanh Hoa and Seongnam cooperated?", DATE),
-        ("Diễn đàn diễn ra vào ngày nào?", DATE),
+        ("Diễn đàn diễn ra vào ngày nào?", DAY),
+        ("On what date was the charter signed?", DAY),
+        ("Pada tanggal berapakah VOC dinyatakan pailit?", DAY),
+        ("Diễn đàn diễn ra vào năm nào?", DATE),
         ("Kapan pembangunan dijadwalkan dimulai?", DATE),
         ("Tahun berapa hubungan ditingkatkan?", DATE),
         ("What is the population of Seongnam?", POPULATION),
@@ -22,9 +25,12 @@ from rag.answer_types import AREA, DATE, MONEY, NUMBER, POPULATION, expected_typ
         ("How many Korean businesses took part?", NUMBER),
         ("Có bao nhiêu công dân Hàn Quốc đang sinh sống tại TP HCM?", NUMBER),
         ("Berapa proyek dari investor Kota Ho Chi Minh?", NUMBER),
-        ("Who is the mayor of Seongnam?", None),
+        ("Who is the mayor of Seongnam?", "mayor"),
+        ("Thị trưởng Seongnam là ai?", "mayor"),
+        ("Siapakah Gubernur Papua?", "governor"),
+        ("Who signed the agreement with Seongnam?", None),
+        ("What did the mayor of Seongnam say?", None),  # only "who" questions must name the role
         ("Which mountain did he praise when talking about Yamanashi?", None),
-        ("Thị trưởng Seongnam là ai?", None),
     ],
 )
 def test_expected_type(question, kind):
@@ -43,6 +49,13 @@ def test_expected_type(question, kind):
         ("Lễ ký kết diễn ra ngày 25/11.", DATE, True),
         ("Upacara diadakan pada 10 Maret.", DATE, True),
         ("Seongnam adalah kota terkemuka di Korea.", DATE, False),
+        ("Lễ ký kết diễn ra ngày 25/11.", DAY, True),
+        ("Pada pagi 25 November, di Quang Ninh.", DAY, True),
+        ("Chiều 10-3, ông Nguyễn Văn Thọ chủ trì buổi tiếp.", DAY, True),
+        ("Arah pengembangan Ibu Kota Hanoi hingga 2030.", DAY, False),  # a year, not a day
+        ("Di pihak Kota Seongnam, ada Bapak Shin Sang Jin, Wali Kota kota.", "mayor", True),
+        ("Phó Chủ tịch Hội đồng TP Daejeon Hwang Kyoung Ah.", "mayor", False),
+        ("Naib Pengerusi Cao Van Cuong mencadangkan kerjasama dengan wilayah Yamanashi.", "governor", False),
         ("Seongnam có dân số khoảng 920.000 người.", POPULATION, True),
         ("Seongnam có 14 doanh nghiệp tham gia đoàn.", POPULATION, False),
         ("Khu công nghệ cao rộng 1.586 ha.", AREA, True),

@@ -142,10 +142,31 @@ def test_no_llm_mode_refuses_a_question_about_places_the_articles_never_mention(
         "Kapan Hai Phong menandatangani perjanjian kerja sama dengan Incheon?",  # "Hải" alone is known, the place not
         "How much money will Sumitomo invest in the Thang Long Thanh Hoa Industrial Park?",  # no amount is given
         "What is the population of Seongnam?",  # Seongnam is there, its population is not
+        "Who is the governor of Yamanashi prefecture?",  # Yamanashi is there, no governor is named
+        "Siapa Wali Kota Daejeon?",  # the mayor named is Seongnam's, in an article that never mentions Daejeon
+        # a year is given (2030, 2045), the day of the signing is not
+        "On what date was the coordination charter between the Hanoi Union of Friendship Organizations and the "
+        "Hanoi hi-tech parks board signed?",
     ],
 )
 def test_no_llm_mode_refuses_near_misses(seed_assistant, question):
     assert seed_assistant.answer(question, use_llm=False).refused
+
+
+def test_no_llm_refusal_follows_an_indonesian_question(seed_assistant):
+    answer = seed_assistant.answer("Kapan Hai Phong menandatangani perjanjian kerja sama dengan Incheon?", use_llm=False)
+    assert answer.refused and answer.text == "Informasi ini tidak ditemukan dalam artikel."
+
+
+def test_no_llm_mode_answers_despite_one_translated_name(seed_assistant):
+    # the articles write "Politbiro": one unknown name is not enough to refuse
+    answer = seed_assistant.answer("What did the Politburo resolution address?", use_llm=False)
+    assert not answer.refused and "Politbiro" in answer.text
+
+
+def test_no_llm_answer_names_the_role_asked_for(seed_assistant):
+    answer = seed_assistant.answer("Thị trưởng Seongnam là ai?", use_llm=False)
+    assert not answer.refused and "Shin Sang Jin" in answer.text.splitlines()[0]
 
 
 def test_no_llm_mode_answers_a_number_question_with_the_sentence_holding_the_number(seed_assistant):

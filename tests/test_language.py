@@ -1,11 +1,14 @@
 """Names across languages: which words of a question are names, and whether a corpus mentions them."""
 
-from rag.language import NameVocabulary, name_phrases, name_tokens
+import pytest
 
-CORPUS = [
-    "Tỉnh Thanh Hóa và tỉnh Yamanashi ký kết hợp tác. Ông Nguyễn Quang Hải phát biểu.",
-    "Cadangan timbal di Bắc Kạn terbesar. Kota Ho Chi Minh bekerja sama dengan Hanoi.",
-]
+from rag.language import NameVocabulary, detect_language, name_phrases, name_tokens
+
+CORPUS = {
+    "yamanashi": "Tỉnh Thanh Hóa và tỉnh Yamanashi ký kết hợp tác. Ông Nguyễn Quang Hải phát biểu.",
+    "bac-kan": "Cadangan timbal di Bắc Kạn terbesar. Kota Ho Chi Minh bekerja sama dengan Hanoi.",
+    "seongnam": "Wali Kota Seongnam Shin Sang Jin berkunjung ke Thanh Hoa.",
+}
 
 
 def test_name_phrases_skip_the_first_word_and_lowercase_words():
@@ -34,8 +37,39 @@ def test_vocabulary_knows_a_translated_phrase_through_a_longer_name_word():
     assert not names.knows("Hai Union")  # "Hải" is a name word here, but too short to vouch for a phrase
 
 
-def test_unknown_share():
+def test_unknown_names():
     names = NameVocabulary(CORPUS)
-    assert names.unknown_share("Kapan Hai Phong menandatangani perjanjian dengan Incheon?") == 1.0
-    assert names.unknown_share("What did Thanh Hoa sign with Busan?") == 0.5
-    assert names.unknown_share("what did they sign?") == 0.0
+    assert names.unknown_names("Kapan Hai Phong menandatangani perjanjian dengan Incheon?") == (2, 2)
+    assert names.unknown_names("What did Thanh Hoa sign with Busan?") == (1, 2)
+    assert names.unknown_names("what did they sign?") == (0, 0)
+
+
+def test_articles_naming_the_names_of_a_question():
+    names = NameVocabulary(CORPUS)
+    assert names.articles_naming("Siapa Wali Kota Seongnam?") == {"seongnam"}  # title words are not names
+    assert names.articles_naming("Did Ho Chi Minh City sign with Yamanashi?") == set()  # no article names both
+    assert names.articles_naming("What did Thanh Hoa sign?") is None  # in most articles: picks none out
+    assert names.articles_naming("What did Busan sign?") is None  # unknown names pick nothing out either
+
+
+def test_mention_none():
+    names = NameVocabulary(CORPUS)
+    assert names.mention_none("Siapa Wali Kota Ho Chi Minh?", ["seongnam"])
+    assert not names.mention_none("Siapa Wali Kota Seongnam?", ["seongnam"])
+    assert not names.mention_none("Who is the mayor?", ["seongnam"])  # no names: nothing to miss
+
+
+@pytest.mark.parametrize(
+    ("question", "lang"),
+    [  # lingua alone calls the first three Malay and the last Indonesian
+        ("Kapan Hai Phong menandatangani perjanjian kerja sama dengan Incheon?", "id"),
+        ("Berapa luas Taman Teknologi Tinggi Hoa Lac?", "id"),
+        ("Di bidang apa saja Seongnam unggul dalam industri teknologi tinggi?", "id"),
+        ("Bilakah Hai Phong menandatangani perjanjian kerjasama dengan Incheon?", "ms"),
+        ("Siapakah Datuk Bandar Daejeon?", "ms"),
+        ("When did Hai Phong sign with Incheon?", "en"),
+        ("Hải Phòng ký kết với Incheon khi nào?", "vi"),
+    ],
+)
+def test_indonesian_and_malay_questions_are_told_apart(question, lang):
+    assert detect_language(question) == lang
