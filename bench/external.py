@@ -5,8 +5,8 @@
 Indexes ``passages.jsonl`` with the project's own pipeline, asks every question
 through the same search the CLI uses, and prints recall@1/5/20 per group.
 ``--vary`` scores several values of one retrieval setting (``lexical_weight``,
-``language_calibration``, ``sentence_weight``, ``rerank_candidates``,
-``candidates``) on the same index, e.g. ``--vary sentence_weight 0 1``.
+``language_calibration``, ``same_language_calibration``, ``sentence_weight``,
+``rerank_candidates``, ``candidates``) on the same index, e.g. ``--vary sentence_weight 0 1``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from rag.evaluation import load_questions, ranked_articles, recall_at
 from .common import SHARED_BENCH, bench_settings, machine, table
 
 KS = (1, 5, 20)
-VARIABLE = ("lexical_weight", "language_calibration", "sentence_weight", "rerank_candidates", "candidates")
+VARIABLE = ("lexical_weight", "language_calibration", "same_language_calibration", "sentence_weight",
+            "rerank_candidates", "candidates")
 
 
 def run(quick: bool = False, rebuild: bool = False, vary: tuple[str, list[str]] | None = None, **overrides) -> None:

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     language_calibration: float = Field(
         0.75, ge=0, le=2, description="Share of each passage language's pull on every question taken off its score; 0 = off"
     )
+    same_language_calibration: float = Field(
+        0.75, ge=0, le=2, description="Share of the question's own language's pull taken off passages in that language; 0 = off"
+    )
     sentence_weight: float = Field(1.0, ge=0, le=10, description="Weight of a passage's best sentence in re-ranking; 0 = off")
     rerank_candidates: int = Field(30, ge=0, le=1000, description="Dense candidates re-ranked by their best sentence")
     relevance_floor: float = Field(0.75, ge=0, le=1, description="No-LLM mode refuses below this sentence similarity")

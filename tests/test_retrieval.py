@@ -149,3 +149,28 @@ def test_a_language_with_few_articles_is_hardly_corrected(seed_assistant, embedd
     full_pull = float(query @ (vectors[vi].mean(axis=0) - vectors.mean(axis=0)))
     [offset] = centroids.offsets(query, ["vi"])
     assert offset == pytest.approx(full_pull / (1 + LanguageCentroids.PRIOR_ARTICLES), abs=1e-5)
+
+
+def test_the_own_language_pull_is_the_gap_between_its_centroid_and_the_rest(seed_assistant, embedder):
+    passages = seed_assistant.store.all_passages()
+    vectors = np.vstack([seed_assistant.store.vectors.reconstruct(p.row_id) for p in passages])
+    langs = np.array([p.lang for p in passages])
+    centroids = LanguageCentroids(passages, vectors)
+    query = embedder.embed_query("Thị trưởng thành phố Seongnam là ai?")
+    gap = float(query @ (vectors[langs == "vi"].mean(axis=0) - vectors[langs != "vi"].mean(axis=0)))
+    assert gap > 0.01  # a Vietnamese question sits closer to Vietnamese text, whatever it asks
+    assert centroids.own_language_pull(query, "vi") == pytest.approx(gap, abs=1e-5)
+    assert centroids.own_language_pull(query, "en") == 0  # no English passages: nothing to correct
+    only_vi = [p for p in passages if p.lang == "vi"]
+    assert LanguageCentroids(only_vi, vectors[langs == "vi"]).own_language_pull(query, "vi") == 0  # one language
+
+
+def test_a_vietnamese_question_about_an_indonesian_article_is_not_won_by_the_vietnamese_one(seed_assistant,
+                                                                                              monkeypatch):
+    """The one Vietnamese article outranked the answer only because it shares the question's language."""
+    question = "TP HCM ký thỏa thuận hợp tác phát triển kinh tế - xã hội với 9 tỉnh phía Bắc và Bắc Trung Bộ vào năm nào?"
+    settings = seed_assistant.settings
+    monkeypatch.setattr(seed_assistant, "settings", settings.model_copy(update={"same_language_calibration": 0.0}))
+    assert top_articles(seed_assistant.search(question, k=10), 1) == [DAEJEON]
+    monkeypatch.setattr(seed_assistant, "settings", settings)
+    assert top_articles(seed_assistant.search(question, k=10), 1) == [HCMC_NINE]
