@@ -197,12 +197,13 @@ class Assistant:
         mayor of Daejeon?" must not get the Seongnam article's sentence about
         its mayor.
         """
-        extract = extract_answer(question, query, hits, self._sentences_of(hits))
+        sentences = self._sentences_of(hits)
+        extract = extract_answer(question, query, hits, sentences)
         if not self.names.mention_none(question, [c.hit.passage.doc_id for c in extract.citations]):
             return extract
         naming = self.names.articles_naming(question)
         named = [hit for hit in hits if hit.passage.doc_id in naming]
-        return extract_answer(question, query, named, self._sentences_of(named)) if named else extract
+        return extract_answer(question, query, named, sentences) if named else extract
 
     def _relevant(self, question: str, best_sentence_score: float) -> bool:
         """Without an LLM to judge, refuse on a weak best sentence, or names the corpus never mentions ("Da Nang").
