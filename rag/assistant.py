@@ -92,10 +92,7 @@ class Assistant:
         with self._lock:
             store = self.store
             if self._names is None:
-                articles: dict[str, str] = {}
-                for p in store.all_passages():
-                    articles[p.doc_id] = f"{articles.get(p.doc_id, p.title)}\n{p.text}"
-                self._names = NameVocabulary(articles)
+                self._names = NameVocabulary({a.doc_id: f"{a.title}\n{a.text}" for a in store.all_articles()})
             return self._names
 
     @property

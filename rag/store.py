@@ -80,6 +80,7 @@ CREATE INDEX IF NOT EXISTS articles_removed ON articles(removed);
 CREATE INDEX IF NOT EXISTS articles_generations ON articles(added, removed, doc_id, fingerprint);
 """
 PASSAGE_COLUMNS = "c.id, c.doc_id, c.position, a.title, a.url, a.lang, a.date, c.text, c.start, c.end"
+ARTICLE_COLUMNS = "a.doc_id, a.title, a.text, a.lang, a.url, a.date, a.location, a.fingerprint"
 PASSAGE_JOIN = "chunks c JOIN articles a ON a.doc_id = c.doc_id AND a.added = c.added"
 
 
@@ -323,11 +324,14 @@ class IndexStore:
 
     def article(self, doc_id: str) -> Article | None:
         row = self.db.execute(
-            "SELECT doc_id, title, text, lang, url, date, location, fingerprint FROM articles a "
-            f"WHERE doc_id = :doc_id AND {visible('a')}",
+            f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE doc_id = :doc_id AND {visible('a')}",
             {**self._g, "doc_id": doc_id},
         ).fetchone()
         return Article(*row) if row else None
+
+    def all_articles(self) -> list[Article]:
+        query = f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE {visible('a')} ORDER BY doc_id"
+        return [Article(*row) for row in self.db.execute(query, self._g)]
 
 
 def live_fingerprints(folder: Path) -> tuple[Manifest, dict[str, str]]:
