@@ -27,11 +27,14 @@ from .embeddings import Embedder
 from .extractive import Extract, extract_answer
 from .generation import LLMClient, LLMError, Turn, build_messages, could_be_refusal, is_refusal, rewrite_followup
 from .indexing import IndexReport, update_index
-from .language import NameVocabulary, detect_language
+from .language import NameVocabulary, detect_language, fold, name_phrases
 from .retrieval import Hit, LexicalIndex, RetrievalOptions, Retriever
 from .store import IndexStore, SentenceVectors, live_generation
 
-FOLLOW_UP_WORDS = 6  # without an LLM, a question this short after another borrows its words for retrieval
+FOLLOW_UP_WORDS = 6  # without an LLM, a question this short after another may borrow its words for retrieval
+# ... when it names nothing ("Which conference?") or opens like a follow-up (folded: "and with Seongnam?",
+# "Còn Seongnam?", "Bagaimana dengan Daejeon?")
+FOLLOW_UP_OPENER = re.compile(r"(?:and|what about|how about|con|va|the con|dan|bagaimana dengan|kalau|lalu)\b")
 WEB_URL = re.compile(r"https?://\S+$", re.I)
 
 
@@ -146,7 +149,7 @@ class Assistant:
         if use_llm:
             return rewrite_followup(self.llm, question, history)
         previous = next((turn.content for turn in reversed(history) if turn.role == "user"), "")
-        return f"{previous} {question}" if len(question.split()) <= FOLLOW_UP_WORDS else question
+        return f"{previous} {question}" if _is_follow_up(question) else question
 
     def _generate(self, question, standalone, history, hits, lang, timings) -> Iterator[str]:
         """Stream the LLM's answer; hold back text that may still turn out to be the refusal sentinel."""
@@ -265,6 +268,18 @@ class Assistant:
         """Article ids in the corpus, and the names of its files: what a new file must not reuse."""
         ids = {item.doc_id for item in iter_sources(folder, self.settings.max_article_bytes) if item.doc_id}
         return ids | {path.stem for path in folder.iterdir()}
+
+
+def _is_follow_up(question: str) -> bool:
+    """Without an LLM: whether a question only makes sense with the previous one.
+
+    Short is not enough: "Thị trưởng Seongnam là ai?" after a question about
+    Yamanashi's governor is a new question, and borrowing the old one's words
+    made it ask for a governor again.
+    """
+    if len(question.split()) > FOLLOW_UP_WORDS:
+        return False
+    return not name_phrases(question) or bool(FOLLOW_UP_OPENER.match(fold(question).strip()))
 
 
 def _safe_stem(text: str) -> str:

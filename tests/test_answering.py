@@ -169,6 +169,21 @@ def test_no_llm_answer_names_the_role_asked_for(seed_assistant):
     assert not answer.refused and "Shin Sang Jin" in answer.text.splitlines()[0]
 
 
+def test_no_llm_a_short_new_question_does_not_borrow_the_previous_one(seed_assistant):
+    history = [Turn("user", "Who is the governor of Yamanashi prefecture?"),
+               Turn("assistant", "I could not find this in the articles.")]
+    answer = seed_assistant.answer("Thị trưởng Seongnam là ai?", history, use_llm=False)
+    assert answer.standalone_question == "Thị trưởng Seongnam là ai?"
+    assert not answer.refused and "Shin Sang Jin" in answer.text.splitlines()[0]
+
+
+@pytest.mark.parametrize("follow_up", ["Which conference?", "And with Seongnam?", "Còn Seongnam thì sao?"])
+def test_no_llm_a_follow_up_borrows_the_previous_question(seed_assistant, follow_up):
+    history = [Turn("user", "What did Thanh Hoa agree with Yamanashi?"), Turn("assistant", "…")]
+    answer = seed_assistant.answer(follow_up, history, use_llm=False)
+    assert answer.standalone_question == f"What did Thanh Hoa agree with Yamanashi? {follow_up}"
+
+
 def test_no_llm_mode_answers_a_number_question_with_the_sentence_holding_the_number(seed_assistant):
     answer = seed_assistant.answer("How much investment capital did Nghe An attract from HCMC investors?", use_llm=False)
     assert not answer.refused
