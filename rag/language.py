@@ -113,25 +113,30 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFC", stripped).casefold()
 
 
-# Spellings of the same place across languages and styles, applied after folding.
-# Lexical matching only: dense retrieval already bridges languages.
-_NAME_ALIASES = [
-    (re.compile(r"\b(?:tp\.?\s?hcm|tphcm|hcmc|ho chi minh|hcm|sai gon|saigon)\b"), "hochiminh"),
-    (re.compile(r"\b(?:han quoc|korean)\b"), "korea"),
-    (re.compile(r"\b(?:nhat ban|jepang|jepun|japanese)\b"), "japan"),
-    (re.compile(r"\b(?:viet nam|vietnamese)\b"), "vietnam"),
-    (re.compile(r"\b(?:ha noi)\b"), "hanoi"),
-    (re.compile(r"\b(?:da nang)\b"), "danang"),
-]
 _TOKEN = re.compile(r"\w+")
 
 
 def lexical_tokens(text: str) -> list[str]:
-    """Folded word tokens with place-name variants unified: ``TP.HCM`` and ``Kota Ho Chi Minh`` share ``hochiminh``."""
-    folded = fold(text)
-    for pattern, canonical in _NAME_ALIASES:
-        folded = pattern.sub(canonical, folded)
-    return _TOKEN.findall(folded)
+    """Folded word tokens, each place or country named as one token: ``TP.HCM`` and ``Kota Ho Chi Minh`` share one.
+
+    The token is the gazetteer key written as a word (:func:`entity_token`).
+    Lexical matching only: dense retrieval already bridges languages.
+    """
+    from .names import gazetteer_mentions  # names builds on this module's folding and name spans
+
+    tokens: list[str] = []
+    position = 0
+    for mention in gazetteer_mentions(text):
+        tokens.extend(_TOKEN.findall(fold(text[position:mention.start])))
+        tokens.append(entity_token(mention.key))
+        position = mention.end
+    tokens.extend(_TOKEN.findall(fold(text[position:])))
+    return tokens
+
+
+def entity_token(key: str) -> str:
+    """A gazetteer key as one word token: ``"loc:vn:ho-chi-minh"`` becomes ``"loc_vn_ho_chi_minh"``."""
+    return re.sub(r"\W+", "_", key)
 
 
 _WORD = re.compile(r"\w[\w-]*")

@@ -46,7 +46,8 @@ class NameMention:
 @dataclass(frozen=True)
 class _Entry:
     key: str
-    kind: str
+    kind: str  # as NameMention.kind, or "" for a longer name that is no place ("Thái Bình Dương")
+    accents: tuple[str, ...]  # the accents of each word of the spelling (see _accents)
     exact: str | None = None  # when set, the text must read exactly this (acronyms such as "AS", "Mỹ")
 
 
@@ -101,6 +102,8 @@ _VN_EXTRA_SPELLINGS = {
 _VN_EXACT_SPELLINGS = {"ho-chi-minh": ["HCMC", "TPHCM", "TP.HCM", "TP. HCM", "TP HCM", "Tp.HCM", "Tp. HCM", "Tp HCM", "TP.Hồ Chí Minh"]}
 # Renamed rather than merged in 2025: the same unit, so one key.
 _VN_RENAMED = {"thua-thien-hue": "hue"}
+# Longer names that contain a place's name but are no place: the Pacific and Indian Oceans.
+_NOT_PLACES = ("Thái Bình Dương", "Ấn Độ Dương")
 
 # Place-type words around a place name ("tỉnh Thanh Hóa", "Kota Seongnam", "Yamanashi Prefecture"):
 # taken into the mention so they do not linger as names of their own.
@@ -108,7 +111,7 @@ _PLACE_PREFIXES = (
     "tinh", "thanh pho", "tp", "tp.", "kota", "provinsi", "prefektur", "wilayah", "bandar raya", "bandar", "negeri",
     "daerah", "city of", "province of", "prefecture of", "wali kota", "walikota",
 )
-_PLACE_SUFFIXES = ("province", "city", "prefecture", "metropolitan city", "special city", "-do", "-si")
+_PLACE_SUFFIXES = ("province", "city", "prefecture", "metropolitan city", "special city")
 
 # A one-word spelling this short ("Mie", "Nara", "Nga", "Đức") is a name's part as often as a place:
 # it counts only when no other capitalised word touches it ("Mie Ayam", "Nguyễn Văn Đức" are not places)
@@ -184,21 +187,24 @@ class _Gazetteer:
 def _gazetteer() -> _Gazetteer:
     entries: dict[str, list[_Entry]] = {}
 
-    def add(spelling: str, entry: _Entry) -> None:
+    def add(spelling: str, key: str, kind: str, exact: bool = False) -> None:
         form = _spelling_form(spelling)
+        entry = _Entry(key, kind, _accents(spelling), spelling if exact else None)
         if form and entry not in entries.setdefault(form, []):
             entries[form].append(entry)
 
     for kind, units in (("province", _vietnam_entries()), ("locality", _partner_entries()), ("country", _country_entries())):
         for key, spellings in units.items():
             for spelling in spellings:
-                add(spelling, _Entry(key, kind))
+                add(spelling, key, kind)
     for slug, spellings in _VN_EXACT_SPELLINGS.items():
         for spelling in spellings:
-            add(spelling, _Entry(f"loc:vn:{slug}", "province", exact=spelling))
+            add(spelling, f"loc:vn:{slug}", "province", exact=True)
     for code, spellings in _COUNTRY_EXACT_FORMS.items():
         for spelling in spellings:
-            add(spelling, _Entry(f"country:{code}", "country", exact=spelling))
+            add(spelling, f"country:{code}", "country", exact=True)
+    for spelling in _NOT_PLACES:
+        add(spelling, "", "")
     core = _trie_regex(entries)
     prefixes = "|".join(_word_regex(p) for p in sorted(_PLACE_PREFIXES, key=len, reverse=True))
     suffixes = "|".join(_word_regex(s.lstrip("-")) for s in sorted(_PLACE_SUFFIXES, key=len, reverse=True))
@@ -282,7 +288,8 @@ def _part_of_a_name(text: str, start: int, end: int, entry: _Entry) -> bool:
     return entry.exact is None and bool(after and after.group(1)[0].isupper())
 
 
-def _gazetteer_mentions(text: str) -> list[NameMention]:
+def gazetteer_mentions(text: str) -> list[NameMention]:
+    """The mentions of gazetteer entries (places and countries) in ``text``, in order."""
     gazetteer = _gazetteer()
     searchable, offsets = _searchable(text)
 
@@ -294,7 +301,7 @@ def _gazetteer_mentions(text: str) -> list[NameMention]:
         core_start, core_end = original(match.start("core")), original(match.end("core"))
         core = text[core_start:core_end]
         entry = _pick_entry(gazetteer.entries[" ".join(match.group("core").split())], core)
-        if entry is None:
+        if entry is None or not entry.kind:
             continue
         start, end = core_start, core_end
         if entry.kind != "country":
@@ -306,15 +313,31 @@ def _gazetteer_mentions(text: str) -> list[NameMention]:
 
 
 def _pick_entry(entries: list[_Entry], core: str) -> _Entry | None:
-    """The entry ``core`` (as written) stands for: an exact spelling if it is one, else a capitalised name."""
+    """The entry ``core`` (as written) stands for: an exact spelling if it is one, else a capitalised name.
+
+    Written with accents, the text must carry the spelling's: Vietnamese tells
+    ``Bỉ`` (Belgium) from ``Bí`` (as in ``Tổng Bí thư``) and ``Nhật`` from
+    ``Nhất`` only by them.  Unaccented text may stand for any spelling.
+    """
     exact = [e for e in entries if e.exact is not None and e.exact == core]
     if exact:
         return exact[0]
-    loose = [e for e in entries if e.exact is None]
-    if not loose or not _capitalised(core):
+    if not _capitalised(core):
         return None
+    accents = _accents(core)
+    unaccented = not any(accents)
+    loose = [e for e in entries if e.exact is None and (unaccented or e.accents == accents)]
     # One spelling, several entities ("Georgia"): the first listed (Vietnam, then partners, then countries) wins.
-    return loose[0]
+    return loose[0] if loose else None
+
+
+def _accents(text: str) -> tuple[str, ...]:
+    """Each word's accents, in any order: old- and new-style tone placement (``Hoà``/``Hòa``) agree."""
+    words = text.casefold().translate(_DASHES).split()
+    return tuple(
+        "".join(sorted(ch for ch in unicodedata.normalize("NFD", word) if unicodedata.combining(ch) or ch == "đ"))
+        for word in words
+    )
 
 
 _WORD = re.compile(r"\w[\w-]*")
@@ -386,7 +409,7 @@ def _opens_sentence(text: str, start: int) -> bool:
 
 def find_names(text: str) -> list[NameMention]:
     """Every mention in ``text``, in order: gazetteer entries (longest spelling first) and other names, no overlaps."""
-    places = _gazetteer_mentions(text)
+    places = gazetteer_mentions(text)
     names = _name_mentions(text, [(m.start, m.end) for m in places])
     return sorted(places + names, key=lambda m: m.start)
 
@@ -398,4 +421,4 @@ def name_keys(text: str) -> frozenset[str]:
 
 def gazetteer_keys(text: str) -> frozenset[str]:
     """Only the gazetteer keys of ``text`` (places and countries, no ``name:`` keys)."""
-    return frozenset(m.key for m in _gazetteer_mentions(text))
+    return frozenset(m.key for m in gazetteer_mentions(text))

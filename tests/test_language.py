@@ -19,7 +19,9 @@ def test_name_phrases_skip_the_first_word_and_lowercase_words():
 
 def test_name_phrases_drop_possessives_and_keep_numbers():
     assert name_phrases("How big are Bac Kan's lead reserves?") == ["Bac Kan"]
-    assert name_tokens("Who signed in 2023 with TP HCM?") == {"2023", "hochiminh"}
+    tokens = name_tokens("Who signed in 2023 with TP HCM?")
+    assert "2023" in tokens and len(tokens) == 2
+    assert tokens == name_tokens("Siapa yang menandatangani pada 2023 dengan Kota Ho Chi Minh?")
 
 
 def test_vocabulary_knows_whole_phrases_across_spellings():

@@ -29,6 +29,13 @@ def test_ordinary_words_that_look_like_names_are_not_names():
     assert "country:us" in gazetteer_keys("Tổng thống Mỹ Donald Trump phát biểu.")
 
 
+def test_vietnamese_accents_tell_places_from_words():
+    assert gazetteer_keys("Tổng Bí thư thăm Bỉ.") == {"country:be"}
+    assert gazetteer_keys("Đội Nhất bảng gặp Nhật Bản và Nhật.") == {"country:jp"}
+    assert gazetteer_keys("tỉnh Thanh Hoá và Hoà Bình") == {"loc:vn:thanh-hoa", "loc:vn:hoa-binh"}  # either tone placement
+    assert gazetteer_keys("Khu vực Châu Á - Thái Bình Dương và tỉnh Thái Bình.") == {"loc:vn:thai-binh"}
+
+
 def test_mentions_carry_offsets_into_the_text_given():
     text = "Di pihak Kota Seongnam, ada Bapak Shin Sang Jin, Wali Kota kota; Bapak An Kwang Lim, Wakil Ketua Dewan Kota."
     mentions = find_names(text)
