@@ -20,6 +20,7 @@ folded text, so a text is scanned once; it runs on every chunk at index time.
 
 from __future__ import annotations
 
+import bisect
 import re
 import tomllib
 import unicodedata
@@ -365,7 +366,7 @@ def _name_mentions(text: str, taken: list[tuple[int, int]]) -> list[NameMention]
                 first, last = group[0].start(), group[-1].end()
                 lone = len(group) == 1
                 if not (lone and _ordinary_word(text, group[0], lower_words)):
-                    key = "name:" + " ".join(fold(w.group()).replace("-", " ") for w in group)
+                    key = "name:" + " ".join(_fold_word(w.group()).replace("-", " ") for w in group)
                     mentions.append(NameMention(" ".join(key.split()), text[first:last], first, last, "name"))
                 group = []
     return mentions
@@ -385,13 +386,21 @@ def _calendar_and_currency_words() -> frozenset[str]:
     return frozenset(words)
 
 
+@lru_cache(maxsize=1 << 16)
+def _fold_word(word: str) -> str:
+    """One word folded; cached, as the same words recur in every chunk."""
+    return fold(word)
+
+
 def _is_title_or_number(word: str) -> bool:
-    folded = fold(word)
+    folded = _fold_word(word)
     return folded in TITLE_WORDS or word.isdigit() or len(word) == 1 or folded in _calendar_and_currency_words()
 
 
 def _inside(position: int, spans: list[tuple[int, int]]) -> bool:
-    return any(start <= position < end for start, end in spans)
+    """Whether ``position`` falls in one of ``spans`` (in order, not overlapping)."""
+    index = bisect.bisect_right(spans, (position, float("inf"))) - 1
+    return index >= 0 and position < spans[index][1]
 
 
 def _ordinary_word(text: str, word: re.Match, lower_words: set[str]) -> bool:
