@@ -198,8 +198,8 @@ TITLE_WORDS = frozenset(
     "council committee people party south north east west central "
     "kota wali walikota provinsi kabupaten dewan rakyat komite ketua wakil bapak presiden menteri perdana gubernur "
     "direktur kepala badan partai kamerad tetap anggota selatan utara timur barat tengah wilayah negeri bandar datuk naib "
-    "pengerusi jawatankuasa encik seri dato "
-    "tinh huyen tich dong nhan truong tuong giam tp ubnd hdnd hlv".split()
+    "pengerusi jawatankuasa encik seri dato komrad parti tn "
+    "tinh huyen tich dong nhan truong tuong giam pho tp ubnd hdnd hlv".split()
 )
 
 

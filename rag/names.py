@@ -407,7 +407,8 @@ def _fold_word(word: str) -> str:
 
 def _is_title_or_number(word: str) -> bool:
     folded = _fold_word(word)
-    return folded in TITLE_WORDS or word.isdigit() or len(word) == 1 or folded in _calendar_and_currency_words()
+    numeric = not any(ch.isalpha() for ch in word)  # "2023", "2023-2024", "10-3"
+    return numeric or len(word) == 1 or folded in TITLE_WORDS or folded in _calendar_and_currency_words()
 
 
 def _inside(position: int, spans: list[tuple[int, int]]) -> bool:
