@@ -162,8 +162,10 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 def strip_think(text: str) -> str:
     """A whole reply without its reasoning: ``<think>…</think>`` sections, an unterminated one, or all
     text before a lone ``</think>`` (templates that open the section in the prompt)."""
+    if THINK_OPEN not in text and THINK_CLOSE not in text:
+        return text
     text = re.sub(r"<think>.*?(?:</think>|$)", "", text, flags=re.DOTALL)
-    return text.rsplit(THINK_CLOSE, 1)[-1].lstrip() if THINK_CLOSE in text else text
+    return text.rsplit(THINK_CLOSE, 1)[-1].lstrip()
 
 
 class _ThinkFilter:
@@ -392,6 +394,9 @@ _REFUSAL_SENTENCES = [re.compile(pattern) for pattern in (
     r"(?: (?:dalam|di) .{0,40})?$",
     r"^[^,;]{0,80}\b(?:tidak|tiada) (?:ada|terdapat) (?:dalam|di) (?:sumber|artikel|teks)",
 )]
+# "The sources do not mention Busan, but Da Nang signed with Incheon": a refusal opening that goes on to answer
+_BUT = re.compile(r"[,;]?\s\b(?:but|however|although|though|yet|instead|namun|tetapi|tapi|sebaliknya|melainkan|"
+                  r"nhung|tuy nhien|song|ma)\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -411,7 +416,9 @@ def is_refusal(text: str) -> bool:
 
 def _is_refusal_sentence(sentence: str) -> bool:
     core = sentence.strip(" \t\"'`“”‘’«».,;:!*_-")
-    return _refusal_core(core) == REFUSAL_SENTINEL or any(p.search(core) for p in _REFUSAL_SENTENCES)
+    if _refusal_core(core) == REFUSAL_SENTINEL:
+        return True
+    return not _BUT.search(core) and any(p.search(core) for p in _REFUSAL_SENTENCES)
 
 
 def could_be_refusal(prefix: str) -> bool:
