@@ -241,6 +241,22 @@ def run_variant(variant: Variant, questions: list[EvalQuestion], assistant: Assi
     return report
 
 
+FIXTURE_FIELDS = ("id", "question", "lang", "answerable", "expected", "gold_docs", "variant", "model", "sources",
+                  "messages", "finish_reason", "sse")
+
+
+def save_fixture(report_path: Path, question_id: str, name: str, description: str) -> Path:
+    """A golden transcript for tests/fixtures/llm/ from one raw reply of a run (see tests/llm_server.py)."""
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    record = next(r for r in report["records"] if r["id"] == question_id)
+    fixture = {"name": name, "description": description, "recorded": time.strftime("%Y-%m-%d"),
+               **{key: record[key] for key in FIXTURE_FIELDS}}
+    path = ROOT / "tests" / "fixtures" / "llm" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(fixture, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench llm-prompts", description=__doc__.split("\n\n")[0])
     parser.add_argument("--questions", type=Path, default=ROOT / "eval" / "questions.jsonl")
@@ -248,7 +264,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--variants", default="today,chosen", help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--index", type=Path, help="index folder (default: the settings' index)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/llm-prompts"))
+    parser.add_argument("--fixture", nargs=4, metavar=("REPORT", "QUESTION_ID", "NAME", "DESCRIPTION"),
+                        help="instead of a run: save one raw reply of REPORT as tests/fixtures/llm/NAME.json")
     args = parser.parse_args(argv)
+    if args.fixture:
+        report, question_id, name, description = args.fixture
+        print(save_fixture(Path(report), question_id, name, description))
+        return
     settings = load_settings(corpus=ROOT / "corpus", **({"index": args.index} if args.index else {}))
     if not settings.llm_base_url:
         sys.exit("set RAG_LLM_BASE_URL (and RAG_LLM_MODEL) to the endpoint to measure")

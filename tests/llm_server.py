@@ -60,6 +60,8 @@ class Reply:
         """The content and finish reason the recorded ``sse`` events add up to."""
         content, finish = [], None
         for line in self.sse or []:
+            if not line.startswith("data: "):  # ":" keep-alive comments, sent while the prompt is read
+                continue
             data = line.removeprefix("data: ")
             if data == "[DONE]":
                 break
