@@ -160,8 +160,9 @@ def _is_name(word: str) -> bool:
 def name_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of the runs of capitalised words and numbers in ``text``.
 
-    The first word is left out (capitalised anyway); a possessive ``'s`` ends a
-    run.  Names are what carries over between languages, so they are what
+    The first word is left out (capitalised anyway); a possessive ``'s`` and a
+    line break end a run (a headline is no part of a name opening the next
+    line).  Names are what carries over between languages, so they are what
     lexical matching and the "is this in the corpus at all?" check look at.
     """
     spans: list[tuple[int, int]] = []
@@ -171,7 +172,8 @@ def name_spans(text: str) -> list[tuple[int, int]]:
         if index == 0 or not _is_name(word):
             previous_end = None
             continue
-        if previous_end is not None and text[previous_end:match.start()].strip() == "":
+        gap = text[previous_end:match.start()] if previous_end is not None else None
+        if gap is not None and gap.strip(" \t\u00a0") == "":
             spans[-1] = (spans[-1][0], match.end())
         else:
             spans.append((match.start(), match.end()))
@@ -196,7 +198,7 @@ TITLE_WORDS = frozenset(
     "council committee people party south north east west central "
     "kota wali walikota provinsi kabupaten dewan rakyat komite ketua wakil bapak presiden menteri perdana gubernur "
     "direktur kepala badan partai kamerad tetap anggota selatan utara timur barat tengah wilayah negeri bandar datuk naib "
-    "pengerusi jawatankuasa encik "
+    "pengerusi jawatankuasa encik seri dato "
     "tinh huyen tich dong nhan truong tuong giam tp ubnd hdnd hlv".split()
 )
 

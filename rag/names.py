@@ -94,13 +94,13 @@ _DEMONYMS = {
 
 # Vietnam: spellings written without spaces, and names news uses for a unit besides its own.
 _VN_EXTRA_SPELLINGS = {
-    "ho-chi-minh": ["Sài Gòn", "Saigon", "HCM", "Hồ Chí Minh City", "HCM City"],
+    "ho-chi-minh": ["Sài Gòn", "Saigon", "Hồ Chí Minh City", "HCM City"],
     "ha-noi": ["Hanoi"],
     "da-nang": ["Danang"],
     "hai-phong": ["Haiphong"],
     "hue": ["Thừa Thiên Huế", "Thua Thien Hue"],
 }
-_VN_EXACT_SPELLINGS = {"ho-chi-minh": ["HCMC", "TPHCM", "TP.HCM", "TP. HCM", "TP HCM", "Tp.HCM", "Tp. HCM", "Tp HCM", "TP.Hồ Chí Minh"]}
+_VN_EXACT_SPELLINGS = {"ho-chi-minh": ["HCM", "HCMC", "TPHCM", "TP.HCM", "TP. HCM", "TP HCM", "Tp.HCM", "Tp. HCM", "Tp HCM", "TP.Hồ Chí Minh"]}
 # Renamed rather than merged in 2025: the same unit, so one key.
 _VN_RENAMED = {"thua-thien-hue": "hue"}
 # Longer names that contain a place's name but are no place: the Pacific and Indian Oceans.
@@ -323,13 +323,18 @@ def _pick_entry(entries: list[_Entry], core: str) -> _Entry | None:
     exact = [e for e in entries if e.exact is not None and e.exact == core]
     if exact:
         return exact[0]
-    if not _capitalised(core):
+    if not _capitalised(core) or _acronym(core):
         return None
     accents = _accents(core)
     unaccented = not any(accents)
     loose = [e for e in entries if e.exact is None and (unaccented or e.accents == accents)]
     # One spelling, several entities ("Georgia"): the first listed (Vietnam, then partners, then countries) wins.
     return loose[0] if loose else None
+
+
+def _acronym(word: str) -> bool:
+    """A short word in capitals ("BI", "SEC") is an acronym: a place only when listed so ("AS", "UK")."""
+    return len(word) <= _SHORT and word.isupper()
 
 
 def _accents(text: str) -> tuple[str, ...]:
@@ -345,31 +350,39 @@ _WORD = re.compile(r"\w[\w-]*")
 
 
 def _name_mentions(text: str, taken: list[tuple[int, int]]) -> list[NameMention]:
-    """Capitalised runs outside the gazetteer mentions, split at title words, as ``name:`` keys.
-
-    A lone word that opens a sentence, that the text also writes in lower
-    case, or that is a Vietnamese syllable followed by a lower-case one, is an
-    ordinary word: Vietnamese capitalises every syllable of a name but only the
-    first of a title or institution ("Chủ tịch", "Tổng thống", "Công an").
-    """
+    """Capitalised runs outside the gazetteer mentions, split at title words, as ``name:`` keys."""
     lower_words = {word for word in _WORD.findall(text) if word[0].islower()}
     mentions = []
     for start, end in name_spans(text):
-        words = list(_WORD.finditer(text, start, end))
         group: list[re.Match] = []
-        for word in [*words, None]:
-            position = word.start() if word else None
-            if word is not None and not _is_title_or_number(word.group()) and not _inside(position, taken):
+        for word in [*_WORD.finditer(text, start, end), None]:
+            if word is not None and not _is_title_or_number(word.group()) and not _inside(word.start(), taken):
                 group.append(word)
                 continue
+            group = _without_ordinary_words(text, group, lower_words)
             if group:
                 first, last = group[0].start(), group[-1].end()
-                lone = len(group) == 1
-                if not (lone and _ordinary_word(text, group[0], lower_words)):
-                    key = "name:" + " ".join(_fold_word(w.group()).replace("-", " ") for w in group)
-                    mentions.append(NameMention(" ".join(key.split()), text[first:last], first, last, "name"))
-                group = []
+                key = "name:" + " ".join(_fold_word(w.group()).replace("-", " ") for w in group)
+                mentions.append(NameMention(" ".join(key.split()), text[first:last], first, last, "name"))
+            group = []
     return mentions
+
+
+def _without_ordinary_words(text: str, group: list[re.Match], lower_words: set[str]) -> list[re.Match]:
+    """``group`` less the ordinary words that are capitalised only by position or convention.
+
+    A sentence's first word, when the text also writes it in lower case
+    ("Berikut Prabowo Subianto"), is no part of the name.  A lone word is
+    ordinary when it opens a sentence, when the text also writes it in lower
+    case, or when it is a Vietnamese syllable followed by a lower-case one:
+    Vietnamese capitalises every syllable of a name but only the first of a
+    title or institution ("Chủ tịch", "Tổng thống", "Công an").
+    """
+    if len(group) > 1 and _opens_sentence(text, group[0].start()) and group[0].group().lower() in lower_words:
+        group = group[1:]
+    if len(group) == 1 and _ordinary_word(text, group[0], lower_words):
+        return []
+    return group
 
 
 @lru_cache(maxsize=1)
