@@ -273,7 +273,8 @@ def _searchable(text: str) -> tuple[str, list[int] | None]:
 
 
 def _capitalised(surface: str) -> bool:
-    return all(word[0].isupper() or word[0].isdigit() for word in surface.replace("-", " ").split())
+    """Whether every word of ``surface`` starts with a capital; after a hyphen it need not ("Gyeonggi-do")."""
+    return all(word[0].isupper() or word[0].isdigit() for word in surface.split() if word[0].isalnum())
 
 
 def _part_of_a_name(text: str, start: int, end: int, entry: _Entry) -> bool:

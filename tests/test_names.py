@@ -113,3 +113,32 @@ def test_gazetteer_keys_leave_out_other_names():
     text = "Menanggapi hal tersebut, Bapak Shin Sang Jin, Wali Kota Seongnam, mengatakan."
     assert gazetteer_keys(text) == {"loc:kr:seongnam"}
     assert gazetteer_keys(text) < name_keys(text)
+
+
+def test_every_spelling_of_the_partner_localities_file_gives_its_own_key():
+    import tomllib
+    from importlib import resources
+
+    table = tomllib.loads(resources.files("rag").joinpath("data/partner_localities.toml").read_text("utf-8"))
+    wrong = {
+        spelling: keys
+        for country, places in table.items()
+        for slug, spellings in places.items()
+        for spelling in spellings
+        if (keys := gazetteer_keys(f"Berita dari {spelling} hari ini.")) != {f"loc:{country}:{slug}"}
+    }
+    assert not wrong
+
+
+def test_every_vietnamese_province_old_and_new_is_found_with_and_without_accents():
+    import pycountry
+    from vietnam_provinces import Province
+
+    from rag.language import fold
+
+    names = [p.name for p in Province.iter_all()] + [s.name for s in pycountry.subdivisions.get(country_code="VN")]
+    assert len(names) == 34 + 63
+    for name in names:
+        accented = gazetteer_keys(f"Berita dari {name} hari ini.")
+        plain = gazetteer_keys(f"Berita dari {fold(name).title()} hari ini.")
+        assert len(accented) == 1 and next(iter(accented)).startswith("loc:vn:") and plain == accented, name
