@@ -21,7 +21,8 @@ from .chunking import Chunk, chunk_article
 from .config import Settings
 from .corpus import PARSER_VERSION, Article, ArticleError, Source, iter_sources, parse_source
 from .embeddings import Embedder
-from .store import IndexCorrupt, IndexWriter, Manifest, SentenceVectors, live_fingerprints, live_generation
+from .store import (IndexCorrupt, IndexReadOnly, IndexWriter, Manifest, SentenceVectors, live_fingerprints,
+                    live_generation, writer_lock)
 
 
 @dataclass
@@ -93,16 +94,50 @@ def update_index(
     rebuild: bool = False,
     progress: bool = True,
 ) -> IndexReport:
-    """Make the index in ``settings.index`` match the corpus in ``settings.corpus``."""
+    """Make the index in ``settings.index`` match the corpus in ``settings.corpus``.
+
+    Planning is done twice when there is work: first without the writer lock, so a no-op update
+    (every ``rag search``, every page load) never waits for or needs write access; then again under
+    the lock, from whatever generation is live by then, so concurrent writers never add the same
+    article twice.  A read-only index folder keeps serving its index, with the pending changes
+    reported as an error.
+    """
     started = time.perf_counter()
     embedder = embedder or Embedder.from_settings(settings)
     manifest = expected_manifest(settings, embedder)
+    report, live, plan, stored = _planned(settings, manifest, rebuild)
+    if report.changed_anything or live is None:
+        try:
+            with writer_lock(settings.index):
+                report, live, plan, stored = _planned(settings, manifest, rebuild)
+                if report.changed_anything or live is None:
+                    live = _apply(settings, embedder, manifest, plan, stored, report, progress, live)
+        except IndexReadOnly as exc:
+            if live is None:
+                raise
+            report = _unapplied(report, f"{exc}; answering from the index as it is, without these changes")
+    report.total_articles, report.total_chunks = live.articles, live.chunks
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _planned(settings: Settings, manifest: Manifest, rebuild: bool):
+    """What an update would do, as a report of it: (report, live manifest or None, plan, stored fingerprints)."""
     report = IndexReport()
     with report.timed("plan"):
         stored, rebuild, live = _stored_fingerprints(settings, manifest, rebuild)
         plan = _plan(settings, stored)
     report.unchanged, report.rebuilt, report.errors = plan.unchanged, rebuild, [str(e) for e in plan.errors]
+    report.added = [s.doc_id for s in plan.to_parse if s.doc_id not in stored]
+    report.changed = [s.doc_id for s in plan.to_parse if s.doc_id in stored]
+    report.removed = sorted(plan.to_remove)
+    return report, live, plan, stored
 
+
+def _apply(settings, embedder, manifest, plan, stored, report: IndexReport, progress: bool,
+           live: Manifest | None) -> Manifest:
+    """Parse the planned sources and write the next generation, unless none parses; ``report`` is corrected for
+    articles that fail."""
     parsed: list[Article] = []
     with report.timed("parse"):
         for source in plan.to_parse:
@@ -112,15 +147,20 @@ def update_index(
                 report.errors.append(str(exc))
                 if source.doc_id in stored:
                     report.unchanged += 1  # keep the version already indexed
-    for article in parsed:
-        (report.changed if article.doc_id in stored else report.added).append(article.doc_id)
-    report.removed = sorted(plan.to_remove)
+    ok = {article.doc_id for article in parsed}
+    report.added = [doc_id for doc_id in report.added if doc_id in ok]
+    report.changed = [doc_id for doc_id in report.changed if doc_id in ok]
+    if not report.changed_anything and live is not None:
+        return live
+    return _write(settings, embedder, manifest, parsed, report, start_empty=report.rebuilt, progress=progress)
 
-    if report.changed_anything or live is None:
-        live = _write(settings, embedder, manifest, parsed, report, start_empty=rebuild, progress=progress)
-    report.total_articles, report.total_chunks = live.articles, live.chunks
-    report.seconds = time.perf_counter() - started
-    return report
+
+def _unapplied(report: IndexReport, error: str) -> IndexReport:
+    """``report`` turned into "nothing changed", with ``error`` saying why."""
+    unapplied = IndexReport()
+    unapplied.unchanged = report.unchanged + len(report.changed) + len(report.removed)
+    unapplied.errors = [*report.errors, error]
+    return unapplied
 
 
 def _stored_fingerprints(
@@ -130,9 +170,9 @@ def _stored_fingerprints(
 
     That is when a rebuild is asked for, or the index is missing, unreadable or incompatible.
     """
-    if rebuild or live_generation(settings.index) is None:
-        return {}, True, None
     try:
+        if rebuild or live_generation(settings.index) is None:
+            return {}, True, None
         live, fingerprints = live_fingerprints(settings.index)
     except IndexCorrupt:
         return {}, True, None

@@ -38,9 +38,10 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -375,12 +376,66 @@ def _reading(folder: Path) -> Iterator[tuple[Path, Manifest, sqlite3.Connection]
 
 
 def live_generation(folder: Path) -> Path | None:
+    """The generation ``CURRENT`` names; None when there is no index (or no such generation).
+
+    A ``CURRENT`` that cannot be read or holds no folder name is :class:`IndexCorrupt`, not a
+    traceback: random bytes in it used to fail every command with a ``UnicodeDecodeError``.
+    """
     pointer = Path(folder) / CURRENT
     if not pointer.is_file():
         return None
-    name = pointer.read_text().strip()
+    try:
+        name = pointer.read_bytes().decode("ascii").strip()
+    except OSError as exc:
+        raise IndexCorrupt(f"cannot read {pointer} ({exc.strerror or exc}); check its permissions") from exc
+    except UnicodeDecodeError:
+        raise IndexCorrupt(f"{pointer} is garbled; run `rag index --rebuild`") from None
+    if name and ("/" in name or not name.startswith("gen-")):
+        raise IndexCorrupt(f"{pointer} names no generation ({name[:40]!r}); run `rag index --rebuild`")
     generation = Path(folder) / name
     return generation if name and generation.is_dir() else None
+
+
+class IndexReadOnly(StoreError):
+    """The index folder cannot be written (a read-only deployment, or wrong permissions)."""
+
+
+# Writer locks held by this process: folder -> [thread lock, depth, open lock file].
+_writer_locks: dict[str, list] = {}
+_writer_locks_guard = threading.Lock()
+
+
+@contextmanager
+def writer_lock(folder: Path) -> Iterator[None]:
+    """The one-writer lock of an index folder: exclusive across processes (``flock`` on ``.lock``) and
+    threads, re-entrant in the thread holding it.
+
+    An update must plan (read the live fingerprints) and write under the same lock: two ``rag index``
+    runs that planned from the same generation before locking both added the new articles, and the
+    index kept them twice for good.
+    """
+    folder = Path(folder)
+    with _writer_locks_guard:
+        entry = _writer_locks.setdefault(str(folder.resolve()), [threading.RLock(), 0, None])
+    with entry[0]:
+        if entry[1] == 0:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                handle = open(folder / ".lock", "w")
+            except OSError as exc:  # read-only file system, permissions
+                raise IndexReadOnly(f"index folder {folder} is not writable ({exc.strerror or exc}); "
+                                    "fix its permissions, or point --index / RAG_INDEX elsewhere") from exc
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            entry[2] = handle
+        entry[1] += 1
+        try:
+            yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                fcntl.flock(entry[2], fcntl.LOCK_UN)
+                entry[2].close()
+                entry[2] = None
 
 
 # --------------------------------------------------------------------- writing
@@ -404,9 +459,8 @@ class IndexWriter:
         self.db: sqlite3.Connection | None = None
 
     def __enter__(self) -> IndexWriter:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.folder / ".lock", "w")
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self._exit_stack = ExitStack()
+        self._exit_stack.enter_context(writer_lock(self.folder))
         try:
             self._start()
         except BaseException:
@@ -415,8 +469,8 @@ class IndexWriter:
         return self
 
     def _start(self) -> None:
-        live = live_generation(self.folder)
-        self.previous = None if self.start_empty or live is None else (live, Manifest.read(live))
+        live = None if self.start_empty else live_generation(self.folder)
+        self.previous = None if live is None else (live, Manifest.read(live))
         number = self.previous[1].generation + 1 if self.previous else 1
         self.generation = self.folder / f"gen-{number:06d}-{os.getpid()}-{time.monotonic_ns()}"
         self.generation.mkdir()
@@ -535,8 +589,7 @@ class IndexWriter:
                 shutil.rmtree(self.generation, ignore_errors=True)
             _remove_stale(self.folder)
         finally:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
+            self._exit_stack.close()
 
 
 def _fsync(path: Path) -> None:
@@ -549,7 +602,10 @@ def _fsync(path: Path) -> None:
 
 def _remove_stale(folder: Path) -> None:
     """Delete every generation but the live one, and SQLite files it does not use (earlier runs or crashes)."""
-    live = live_generation(folder)
+    try:
+        live = live_generation(folder)
+    except IndexCorrupt:
+        return  # which generation is in use is unknown: keep everything
     for candidate in folder.glob("gen-*"):
         if candidate != live and candidate.is_dir():
             shutil.rmtree(candidate, ignore_errors=True)

@@ -203,3 +203,52 @@ def test_growing_past_the_threshold_switches_to_ivf_without_re_embedding(built, 
     assert store.manifest.layout.startswith("ivf") and store.vectors.ntotal == report.total_chunks
     found = store.passages(row for row, _ in store.search(embedder.embed_query("Hoa Lac investment projects"), 50))
     assert found and "004_780ad07ab89a6347" not in {p.doc_id for p in found.values()}
+
+
+SECOND_ARTICLE = (
+    "Kota Da Nang dan Prefektur Okayama menandatangani nota kesepahaman kerja sama pendidikan.\n\n"
+    "Kedua pihak akan bertukar 40 guru dan membuka program beasiswa bagi mahasiswa teknik mulai 2027.\n"
+)
+INDEX_COMMAND = "from rag.cli import main; main()"
+
+
+def test_concurrent_writers_index_each_new_article_once(built, cache_dir):
+    """Two `rag index` processes after two articles were added: each article once, the same as a clean build."""
+    settings, first = built
+    (settings.corpus / "005_quang_nam_busan.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    (settings.corpus / "006_da_nang_okayama.txt").write_text(SECOND_ARTICLE, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_MODEL_CACHE": str(cache_dir / "models")}
+    command = [sys.executable, "-c", INDEX_COMMAND, "index", "--corpus", str(settings.corpus),
+               "--index", str(settings.index)]
+    writers = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for _ in range(2)]
+    outputs = [writer.communicate(timeout=600) for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0], [err.decode()[-2000:] for _, err in outputs]
+    store = open_store(settings)
+    rows = store.db.execute("SELECT doc_id, position FROM chunks WHERE added <= :g AND (removed IS NULL OR "
+                            "removed > :g)", {"g": store.manifest.generation}).fetchall()
+    assert len(rows) == len(set(rows)) == store.vectors.ntotal  # no chunk twice
+    assert set(store.fingerprints()) == set(first.added) | {"005_quang_nam_busan", "006_da_nang_okayama"}
+    assert store.manifest.articles == 7
+
+
+def test_garbage_in_current_is_reported_then_rebuilt(built, embedder):
+    settings, first = built
+    (settings.index / "CURRENT").write_bytes(os.urandom(64) + b"\xff\xfe")
+    with pytest.raises(IndexCorrupt, match="rag index --rebuild"):
+        open_store(settings)
+    report = update_index(settings, embedder, progress=False)
+    assert report.rebuilt and report.total_chunks == first.total_chunks
+    assert open_store(settings).vectors.ntotal == first.total_chunks
+
+
+def test_an_index_folder_that_cannot_be_written_still_answers(built, embedder):
+    """A read-only deployment: the corpus changed, the index cannot be updated, the old index keeps serving."""
+    settings, first = built
+    (settings.index / ".lock").unlink(missing_ok=True)
+    (settings.index / ".lock").mkdir()  # the lock file cannot be opened for writing, as on a read-only mount
+    (settings.corpus / "005_quang_nam_busan.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    report = update_index(settings, embedder, progress=False)
+    assert not report.changed_anything and report.total_chunks == first.total_chunks
+    assert any("not writable" in error for error in report.errors)
+    assert open_store(settings).vectors.ntotal == first.total_chunks
