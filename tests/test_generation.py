@@ -355,6 +355,10 @@ GOLDEN_REFUSED = {
     "markers-only": False,  # says nothing, but is no refusal either: the citation checker's case
     "hallucinated-number": False,
     "every-source-cited": False,
+    "correct-cross-lingual-vi": False,
+    "wrong-entity-yamanashi-governor": False,
+    "hallucinated-population-vi": False,
+    "citation-in-own-sentence": False,
 }
 
 
