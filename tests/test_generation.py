@@ -359,6 +359,9 @@ GOLDEN_REFUSED = {
     "wrong-entity-yamanashi-governor": False,
     "hallucinated-population-vi": False,
     "citation-in-own-sentence": False,
+    "mixed-script-vi": False,
+    "marker-in-place-of-a-date": False,
+    "cut-at-length": False,  # finish_reason "length": the caller must say the answer was cut
 }
 
 
