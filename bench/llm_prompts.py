@@ -125,6 +125,10 @@ VARIANTS = {v.name: v for v in [
     Variant("today", today),
     Variant("chosen", chosen),
     Variant("soft-tail", _composed(tail="If none of the sources answers the question, reply {sentinel}.")),
+    Variant("answer-first-tail", _composed(tail="Most questions are answered by the sources: reply {sentinel} only "
+                                                "when none of them states the answer.")),
+    Variant("exact-tail", _composed(tail="If the sources do not state exactly what is asked (another person, "
+                                         "place or number is not an answer), reply {sentinel}.")),
     Variant("question-first", _composed(question_first=True)),
     Variant("plain-sources", _composed(plain=True)),
 ]}
