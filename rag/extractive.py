@@ -53,7 +53,7 @@ def extract_answer(
     overlaps = [_overlap(words if hits[i].passage.lang == lang else names, s) for i, s, _ in candidates]
     scores = similarity + OVERLAP_BONUS * np.array(overlaps)
     answer_type = expected_type(question)
-    typed = np.array([has_type(sentence, answer_type) for sentence in sentences])
+    typed = np.array([has_type(sentence, answer_type, question) for sentence in sentences])
     if not typed.any():
         return Extract("", [], 0.0)
     chosen = _choose(np.where(typed, scores, -np.inf))
