@@ -81,7 +81,10 @@ _DAY = re.compile(_DAY_MONTH)
 _DATE = re.compile(
     rf"\b(?:1[89]\d\d|20\d\d)\b|\b(?:year|tahun|nam) \d{{3,4}}\b|{_DAY_MONTH}|\bthang \d{{1,2}}\b|\b(?:{_MONTHS})\b"
 )
-_AREA_AMOUNT = re.compile(rf"{_NUMBER}\s*(?:ha|hectares?|hektar|km2|km²|m2|m²|square)\b")
+_AREA_AMOUNT = re.compile(
+    rf"{_NUMBER}\s*(?:ha|hectares?|hektar|km2|km²|m2|m²|square|acres?"
+    r"|(?:kilo)?met(?:er|re)?s? persegi|km persegi|batu persegi|(?:kilo)?met vuong|km vuong|dam vuong)\b"
+)
 _COUNT = re.compile(
     r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|millions?|"
     "mot|hai|ba|bon|nam|sau|bay|tam|chin|muoi|tram|nghin|ngan|trieu|"

@@ -62,6 +62,8 @@ def test_expected_type(question, kind):
         ("Seongnam có 14 doanh nghiệp tham gia đoàn.", POPULATION, False),
         ("Khu công nghệ cao rộng 1.586 ha.", AREA, True),
         ("Hà Nội có hơn 840 dự án.", AREA, False),  # "Hà" is not hectares
+        ("Luas daratan Papua 410.660 kilometer persegi.", AREA, True),
+        ("Diện tích tỉnh là 11.114 km vuông.", AREA, True),
         ("Nghe An menarik tiga proyek.", NUMBER, True),
         ("Delegasi ini dipimpin oleh Wali Kota.", NUMBER, False),
         ("Any sentence at all.", None, True),
