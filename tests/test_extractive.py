@@ -39,6 +39,6 @@ def test_a_pull_taken_off_a_passage_lowers_only_its_sentences(seed_assistant):
 
 def test_a_vietnamese_question_about_a_malay_article_quotes_it_not_the_vietnamese_one(seed_assistant):
     # the Vietnamese article (TP HCM and Daejeon) scores higher for any Vietnamese question before the correction
-    answer = seed_assistant.answer("Ai đứng đầu Ban Quản lý các khu công nghệ cao và khu công nghiệp Hà Nội?",
-                                   use_llm=False)
+    question = "Ai đứng đầu Ban Quản lý các khu công nghệ cao và khu công nghiệp Hà Nội?"
+    answer = seed_assistant.answer(question, use_llm=False)
     assert not answer.refused and "Vu Xuan Hung" in answer.text
