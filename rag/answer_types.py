@@ -40,7 +40,8 @@ def _words(*alternatives: str) -> re.Pattern:
     return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b")
 
 
-_HOW_MUCH = _words("how much", "bao nhieu", "berapa", "what is the (?:total )?(?:value|amount)")
+# Indonesian and Malay question words take the particle -kah ("Kapankah", "Berapakah", "Dimanakah").
+_HOW_MUCH = _words("how much", "bao nhieu", "berapa(?:kah)?", "what is the (?:total )?(?:value|amount)")
 _MONEY_NOUNS = _words(
     "money", "capital", "budget", "cost", "funding", "investment value",
     "von", "tien", "kinh phi", "ngan sach", "gia tri",
@@ -49,7 +50,7 @@ _MONEY_NOUNS = _words(
 _WHEN = _words(
     "when (?:did|does|do|was|were|will|is|are|has|have|had)", "what (?:year|date|day|month)", "which (?:year|date|day|month)",
     "khi nao", "bao gio", "luc nao", "(?:nam|ngay|thang) nao",
-    "kapan", "bila(?:kah)?", "(?:tahun|tanggal|bulan|tarikh) (?:berapa|bila)",
+    "kapan(?:kah)?", "bila(?:kah)?", "(?:tahun|tanggal|bulan|tarikh) (?:berapa|bila)(?:kah)?",
 )
 _WHICH_DAY = _words(
     "(?:what|which) (?:date|day)", "ngay (?:nao|bao nhieu|may)", "tanggal (?:berapa|brp)(?:kah)?", "tarikh (?:apa|bila)"
@@ -60,7 +61,7 @@ _POPULATION = _words("population", "inhabitants", "dan so", "so dan", "penduduk"
 _AREA = _words("area", "dien tich", "luas", "keluasan")
 _HOW_MANY = _words(
     "how many", "how much", "how big", "how large", "number of", "percentage",
-    "bao nhieu", "so may", "berapa", "jumlah",
+    "bao nhieu", "so may", "berapa(?:kah)?", "jumlah",
 )
 
 # What a sentence must contain to be an answer of each type.
@@ -76,8 +77,14 @@ _MONTHS = (
 )
 _DAY_MONTH = rf"\b\d{{1,2}}\s?[/.-]\s?\d{{1,2}}\b|\bngay \d{{1,2}}\b|\b\d{{1,2}} (?:{_MONTHS})\b|\b(?:{_MONTHS}) \d{{1,2}}\b"
 _DAY = re.compile(_DAY_MONTH)
-_DATE = re.compile(rf"\b(?:1[89]\d\d|20\d\d)\b|{_DAY_MONTH}|\bthang \d{{1,2}}\b|\b(?:{_MONTHS})\b")
-_AREA_AMOUNT = re.compile(rf"{_NUMBER}\s*(?:ha|hectares?|hektar|km2|km²|m2|m²|square)\b")
+# A year: 1800-2099 alone, or any year named as one ("tahun 971", "năm 1565").
+_DATE = re.compile(
+    rf"\b(?:1[89]\d\d|20\d\d)\b|\b(?:year|tahun|nam) \d{{3,4}}\b|{_DAY_MONTH}|\bthang \d{{1,2}}\b|\b(?:{_MONTHS})\b"
+)
+_AREA_AMOUNT = re.compile(
+    rf"{_NUMBER}\s*(?:ha|hectares?|hektar|km2|km²|m2|m²|square|acres?"
+    r"|(?:kilo)?met(?:er|re)?s? persegi|km persegi|batu persegi|(?:kilo)?met vuong|km vuong|dam vuong)\b"
+)
 _COUNT = re.compile(
     r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|millions?|"
     "mot|hai|ba|bon|nam|sau|bay|tam|chin|muoi|tram|nghin|ngan|trieu|"
@@ -105,9 +112,13 @@ def expected_type(question: str) -> str | None:
     return None
 
 
-def has_type(sentence: str, answer_type: str | None) -> bool:
-    """Whether ``sentence`` contains an answer of ``answer_type`` (always true for untyped questions)."""
-    s = fold(sentence)
+def has_type(sentence: str, answer_type: str | None, question: str = "") -> bool:
+    """Whether ``sentence`` contains an answer of ``answer_type`` (always true for untyped questions).
+
+    Numbers ``question`` already gives do not count: "Hingga Jumat 12 Agustus 2005,
+    berapakah korban diare …?" is not answered by a sentence whose only number is 2005.
+    """
+    s = _without_numbers_of(fold(question), fold(sentence))
     if answer_type == MONEY:
         return bool(_MONEY_AMOUNT.search(s))
     if answer_type == DAY:
@@ -123,3 +134,12 @@ def has_type(sentence: str, answer_type: str | None) -> bool:
     if answer_type in _ROLE_CUES:
         return bool(_ROLE_CUES[answer_type].search(s))
     return True
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def _without_numbers_of(question: str, sentence: str) -> str:
+    """``sentence`` with the digit runs that also occur in ``question`` blanked out."""
+    given = set(_DIGITS.findall(question))
+    return _DIGITS.sub(lambda m: " " if m.group() in given else m.group(), sentence) if given else sentence

@@ -24,11 +24,11 @@ from .answers import MODE_EXTRACTIVE, MODE_LLM, Answer, message
 from .config import Settings, load_settings
 from .corpus import Article, ArticleError, CorpusError, iter_sources, parse_source
 from .embeddings import Embedder
-from .extractive import Extract, extract_answer
+from .extractive import Extract, extract_answer, language_pulls
 from .generation import LLMClient, LLMError, Turn, build_messages, could_be_refusal, is_refusal, rewrite_followup
 from .indexing import IndexReport, update_index
 from .language import NameVocabulary, detect_language, fold, name_phrases
-from .retrieval import Hit, LexicalIndex, RetrievalOptions, Retriever
+from .retrieval import Hit, LexicalIndex, RetrievalOptions, Retriever, centroids_of
 from .store import IndexStore, SentenceVectors, live_generation
 
 FOLLOW_UP_WORDS = 6  # without an LLM, a question this short after another may borrow its words for retrieval
@@ -198,12 +198,16 @@ class Assistant:
         its mayor.
         """
         sentences = self._sentences_of(hits)
-        extract = extract_answer(question, query, hits, sentences)
+        pulls = language_pulls(centroids_of(self.store), query, hits, detect_language(question),
+                               self.settings.language_calibration, self.settings.same_language_calibration)
+        extract = extract_answer(question, query, hits, sentences, pulls)
         if not self.names.mention_none(question, [c.hit.passage.doc_id for c in extract.citations]):
             return extract
         naming = self.names.articles_naming(question)
-        named = [hit for hit in hits if hit.passage.doc_id in naming]
-        return extract_answer(question, query, named, sentences) if named else extract
+        named = [(hit, pull) for hit, pull in zip(hits, pulls) if hit.passage.doc_id in naming]
+        if not named:
+            return extract
+        return extract_answer(question, query, [hit for hit, _ in named], sentences, [pull for _, pull in named])
 
     def _relevant(self, question: str, best_sentence_score: float) -> bool:
         """Without an LLM to judge, refuse on a weak best sentence, or names the corpus never mentions ("Da Nang").

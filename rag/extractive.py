@@ -4,13 +4,17 @@ Used when no LLM endpoint is configured (the offline default) and as the
 fallback when the endpoint fails.  Sentences are ranked by cross-lingual
 embedding similarity to the question, plus a bonus for sharing its names and
 numbers, so "Who is the mayor of Seongnam?" picks the sentence naming him even
-though it is in Indonesian.  Questions that ask for an amount, a date or a
-number only take sentences that contain one (:mod:`rag.answer_types`).
+though it is in Indonesian.  The similarity is corrected for the pull of each
+sentence's language, as retrieval corrects passages (:class:`rag.retrieval.LanguageCentroids`):
+a Vietnamese question otherwise quotes the one Vietnamese article, and an
+English one Indonesian text, before the sentence that answers.  Questions that
+ask for an amount, a date or a number only take sentences that contain one
+(:mod:`rag.answer_types`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +22,7 @@ import numpy as np
 from .answer_types import expected_type, has_type
 from .answers import Citation
 from .language import detect_language, lexical_tokens, name_tokens
-from .retrieval import Hit
+from .retrieval import Hit, LanguageCentroids
 from .store import SentenceVectors
 
 MAX_SENTENCES = 3
@@ -36,24 +40,28 @@ class Extract:
 
 
 def extract_answer(
-    question: str, query: np.ndarray, hits: list[Hit], sentences_of: Mapping[int, SentenceVectors]
+    question: str, query: np.ndarray, hits: list[Hit], sentences_of: Mapping[int, SentenceVectors],
+    language_pull: Sequence[float] | None = None,
 ) -> Extract:
     """The best sentences of ``hits`` for ``question`` (whose vector is ``query``).
 
-    ``sentences_of`` maps a hit's row id to its stored sentences and their vectors.
+    ``sentences_of`` maps a hit's row id to its stored sentences and their vectors;
+    ``language_pull`` gives, per hit, how much its language alone pulls the
+    question (:func:`language_pulls`), taken off its sentences' similarity for ranking.
     """
     candidates = _candidate_sentences(hits, sentences_of)
     if not candidates:
         return Extract("", [], 0.0)
     sentences = [sentence for _, sentence, _ in candidates]
     similarity = np.vstack([vector for _, _, vector in candidates]) @ query
+    pulls = np.array([language_pull[i] for i, _, _ in candidates]) if language_pull is not None else 0.0
     lang = detect_language(question)
     words = {t for t in lexical_tokens(question) if len(t) > 2 or t.isdigit()}
     names = name_tokens(question)
     overlaps = [_overlap(words if hits[i].passage.lang == lang else names, s) for i, s, _ in candidates]
-    scores = similarity + OVERLAP_BONUS * np.array(overlaps)
+    scores = similarity - pulls + OVERLAP_BONUS * np.array(overlaps)
     answer_type = expected_type(question)
-    typed = np.array([has_type(sentence, answer_type) for sentence in sentences])
+    typed = np.array([has_type(sentence, answer_type, question) for sentence in sentences])
     if not typed.any():
         return Extract("", [], 0.0)
     chosen = _choose(np.where(typed, scores, -np.inf))
@@ -68,6 +76,19 @@ def extract_answer(
         lines.append(f"- {sentence} [{n}]")
     citations = [Citation(n, hits[hit_index], " … ".join(quotes[n])) for hit_index, n in numbers.items()]
     return Extract("\n".join(lines), citations, float(similarity[chosen[0]]))
+
+
+def language_pulls(centroids: LanguageCentroids, query: np.ndarray, hits: list[Hit], question_lang: str,
+                   calibration: float, own_calibration: float) -> np.ndarray:
+    """Per hit, the share of its language's pull on ``query`` that retrieval takes off its passage.
+
+    The same correction as :meth:`rag.retrieval.Retriever._rerank` (``language_calibration``
+    times the language's centroid offset, plus ``same_language_calibration`` times the
+    question's own-language pull for passages in its language), applied to sentences.
+    """
+    langs = [hit.passage.lang for hit in hits]
+    own = own_calibration * centroids.own_language_pull(query, question_lang)
+    return calibration * centroids.offsets(query, langs) + own * (np.array(langs) == question_lang)
 
 
 def _candidate_sentences(

@@ -18,6 +18,8 @@ from rag.answer_types import AREA, DATE, DAY, MONEY, NUMBER, POPULATION, expecte
         ("Pada tanggal berapakah VOC dinyatakan pailit?", DAY),
         ("Diễn đàn diễn ra vào năm nào?", DATE),
         ("Kapan pembangunan dijadwalkan dimulai?", DATE),
+        ("Kapankah kontrak Grup Radja dengan Malta berakhir?", DATE),  # the particle -kah
+        ("Berapakah rata-rata tingkat erosi DAS Merawu?", NUMBER),
         ("Tahun berapa hubungan ditingkatkan?", DATE),
         ("What is the population of Seongnam?", POPULATION),
         ("Dân số tỉnh Yamanashi là bao nhiêu?", POPULATION),
@@ -60,10 +62,26 @@ def test_expected_type(question, kind):
         ("Seongnam có 14 doanh nghiệp tham gia đoàn.", POPULATION, False),
         ("Khu công nghệ cao rộng 1.586 ha.", AREA, True),
         ("Hà Nội có hơn 840 dự án.", AREA, False),  # "Hà" is not hectares
+        ("Luas daratan Papua 410.660 kilometer persegi.", AREA, True),
+        ("Diện tích tỉnh là 11.114 km vuông.", AREA, True),
         ("Nghe An menarik tiga proyek.", NUMBER, True),
         ("Delegasi ini dipimpin oleh Wali Kota.", NUMBER, False),
         ("Any sentence at all.", None, True),
+        ("Universitas pertama di dunia didirikan pada tahun 971 di Kairo, Mesir.", DATE, True),  # a year named so
+        ("Sekolah itu memiliki 971 murid.", DATE, False),
     ],
 )
 def test_has_type(sentence, kind, expected):
     assert has_type(sentence, kind) is expected
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("Kupang, Kompas - Anak-anak korban diare pada 2005 masih terus berjatuhan.", False),  # only the question's year
+        ("Hingga Jumat (12/8), penyakit ini telah menewaskan 13 orang.", True),
+    ],
+)
+def test_numbers_the_question_gives_are_no_answer(sentence, expected):
+    question = "Hingga Jumat 12 Agustus 2005, berapakah korban diare di Nusa Tenggara Timur yang tewas?"
+    assert has_type(sentence, expected_type(question), question) is expected

@@ -1,0 +1,44 @@
+"""Extractive answers (no LLM): which sentences are quoted, over the real seed index and model."""
+
+import numpy as np
+
+from rag.extractive import extract_answer, language_pulls
+from rag.language import detect_language
+from rag.retrieval import centroids_of
+
+
+def _pulls(assistant, question, query, hits):
+    settings = assistant.settings
+    return language_pulls(centroids_of(assistant.store), query, hits, detect_language(question),
+                          settings.language_calibration, settings.same_language_calibration)
+
+
+def test_language_pulls_weigh_more_on_passages_in_the_questions_language(seed_assistant):
+    question = "Ai đứng đầu Ban Quản lý các khu công nghệ cao và khu công nghiệp Hà Nội?"
+    query = seed_assistant.embedder.embed_query(question)
+    hits = seed_assistant.search(question, 37)
+    pulls = _pulls(seed_assistant, question, query, hits)
+    assert len(pulls) == len(hits)
+    own = [pull for hit, pull in zip(hits, pulls) if hit.passage.lang == "vi"]
+    other = [pull for hit, pull in zip(hits, pulls) if hit.passage.lang != "vi"]
+    assert own and other and min(own) > max(other)
+
+
+def test_a_pull_taken_off_a_passage_lowers_only_its_sentences(seed_assistant):
+    question = "Who is the mayor of Seongnam?"
+    query = seed_assistant.embedder.embed_query(question)
+    hits = seed_assistant.search(question, 5)
+    sentences = seed_assistant.store.sentence_vectors(hit.passage.row_id for hit in hits)
+    plain = extract_answer(question, query, hits, sentences)
+    cited = {c.hit.passage.row_id for c in plain.citations}
+    # a large pull on every cited passage moves the answer to the other passages
+    pulls = np.array([1.0 if hit.passage.row_id in cited else 0.0 for hit in hits])
+    moved = extract_answer(question, query, hits, sentences, pulls)
+    assert moved.citations and not cited & {c.hit.passage.row_id for c in moved.citations}
+
+
+def test_a_vietnamese_question_about_a_malay_article_quotes_it_not_the_vietnamese_one(seed_assistant):
+    # the Vietnamese article (TP HCM and Daejeon) scores higher for any Vietnamese question before the correction
+    question = "Ai đứng đầu Ban Quản lý các khu công nghệ cao và khu công nghiệp Hà Nội?"
+    answer = seed_assistant.answer(question, use_llm=False)
+    assert not answer.refused and "Vu Xuan Hung" in answer.text
