@@ -9,10 +9,13 @@ is a full rebuild.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -20,7 +23,10 @@ from tqdm import tqdm
 from .chunking import Chunk, chunk_article
 from .config import Settings
 from .corpus import PARSER_VERSION, Article, ArticleError, Source, iter_sources, parse_source
+from . import language, names
 from .embeddings import Embedder
+from .language import lexical_tokens
+from .retrieval import CENTROIDS, LEXICAL, LanguageCentroids, LexicalIndex
 from .store import IndexCorrupt, IndexWriter, Manifest, SentenceVectors, live_fingerprints, live_generation
 
 
@@ -70,6 +76,26 @@ class _Plan:
     errors: list[ArticleError]
 
 
+@lru_cache(maxsize=1)
+def names_version() -> str:
+    """A fingerprint of the name finder and the lexical tokeniser (rag.names, rag.language, the gazetteer data).
+
+    Stored in the manifest: when it changes (a gazetteer edit), the next update
+    recomputes every chunk's names and tokens from the stored text, without re-embedding.
+    """
+    module = Path(names.__file__)
+    digest = hashlib.sha256(module.read_bytes() + Path(language.__file__).read_bytes())
+    for data in sorted((module.parent / "data").glob("*")):
+        digest.update(data.name.encode() + data.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def derived_text(title: str, text: str) -> tuple[frozenset[str], list[str]]:
+    """A chunk's name keys and lexical tokens, with its article's title (which names what the article is about)."""
+    titled = f"{title}\n{text}"
+    return names.name_keys(titled), lexical_tokens(titled)
+
+
 def expected_manifest(settings: Settings, embedder: Embedder) -> Manifest:
     return Manifest(
         model=settings.model,
@@ -79,6 +105,7 @@ def expected_manifest(settings: Settings, embedder: Embedder) -> Manifest:
         chunk_overlap=settings.chunk_overlap,
         encoding=settings.encoding,
         parser_version=PARSER_VERSION,
+        names_version=names_version(),
     )
 
 
@@ -116,8 +143,10 @@ def update_index(
         (report.changed if article.doc_id in stored else report.added).append(article.doc_id)
     report.removed = sorted(plan.to_remove)
 
-    if report.changed_anything or live is None:
-        live = _write(settings, embedder, manifest, parsed, report, start_empty=rebuild, progress=progress)
+    stale_names = live is not None and live.names_version != manifest.names_version
+    if report.changed_anything or live is None or stale_names or _derived_missing(settings.index):
+        live = _write(settings, embedder, manifest, parsed, report, start_empty=rebuild, progress=progress,
+                      recompute_names=stale_names)
     report.total_articles, report.total_chunks = live.articles, live.chunks
     report.seconds = time.perf_counter() - started
     return report
@@ -139,6 +168,12 @@ def _stored_fingerprints(
     if not live.compatible_with(manifest):
         return {}, True, None
     return fingerprints, False, live
+
+
+def _derived_missing(folder: Path) -> bool:
+    """Whether the live generation lacks its derived files (written before they were saved): write them."""
+    live = live_generation(folder)
+    return live is not None and not ((live / LEXICAL).is_dir() and (live / CENTROIDS).is_file())
 
 
 def _plan(settings: Settings, stored: dict[str, str]) -> _Plan:
@@ -167,6 +202,7 @@ def _write(
     *,
     start_empty: bool,
     progress: bool,
+    recompute_names: bool = False,
 ) -> Manifest:
     with report.timed("chunk"):
         chunked = [(article, chunk(settings, article)) for article in articles]
@@ -184,10 +220,27 @@ def _write(
             offset = 0
             for article, chunks in chunked:
                 end = offset + len(chunks)
-                writer.add_article(article, chunks, vectors[offset:end], sentences[offset:end])
+                writer.add_article(article, chunks, vectors[offset:end], sentences[offset:end],
+                                   [derived_text(article.title, c.text) for c in chunks])
                 offset = end
+        if recompute_names:
+            with report.timed("names"):
+                writer.replace_derived_text((p.row_id, *derived_text(p.title, p.text)) for p in writer.passages())
+        with report.timed("derived"):
+            write_derived(writer)
         with report.timed("commit"):
             return writer.commit()
+
+
+def write_derived(writer: IndexWriter) -> None:
+    """Save what readers would otherwise compute from every passage when they open the index.
+
+    The BM25 statistics and the language centroids cover the whole corpus; built
+    per process they made opening an index of thousands of articles read all of it.
+    """
+    passages = writer.passages()
+    LexicalIndex.build(passages, writer.lexical_tokens()).save(writer.generation / LEXICAL)
+    LanguageCentroids(passages, writer.vectors()).save(writer.generation / CENTROIDS)
 
 
 def _embed(
