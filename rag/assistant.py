@@ -87,7 +87,7 @@ class Assistant:
         with self._lock:
             store = self.store
             if self._lexical is None:
-                self._lexical = LexicalIndex(store.all_passages())
+                self._lexical = LexicalIndex.of_store(store)
             return self._lexical
 
     @property

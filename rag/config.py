@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     )
     sentence_weight: float = Field(1.0, ge=0, le=10, description="Weight of a passage's best sentence in re-ranking; 0 = off")
     rerank_candidates: int = Field(30, ge=0, le=1000, description="Dense candidates re-ranked by their best sentence")
+    name_weight: float = Field(
+        0.05, ge=0, le=10, description="Bonus for the share of the question's names a passage's article names; 0 = off"
+    )
+    name_candidates: int = Field(
+        10, ge=0, le=1000, description="Articles naming most of the question's names added to the dense candidates"
+    )
+    max_per_article: int = Field(
+        2, ge=0, le=100, description="Passages of one article in the results before other articles' get a turn; 0 = no cap"
+    )
     relevance_floor: float = Field(0.75, ge=0, le=1, description="No-LLM mode refuses below this sentence similarity")
     unknown_names_ceiling: float = Field(
         1.0, ge=0, le=1.01, description="No-LLM mode refuses when this share of the question's names is unknown"

@@ -9,10 +9,13 @@ is a full rebuild.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -20,7 +23,10 @@ from tqdm import tqdm
 from .chunking import Chunk, chunk_article
 from .config import Settings
 from .corpus import PARSER_VERSION, Article, ArticleError, Source, iter_sources, parse_source
+from . import language, names
 from .embeddings import Embedder
+from .language import lexical_tokens
+from .retrieval import CENTROIDS, LEXICAL, LanguageCentroids, LexicalIndex
 from .store import (IndexCorrupt, IndexReadOnly, IndexWriter, Manifest, SentenceVectors, live_fingerprints,
                     live_generation, writer_lock)
 
@@ -71,6 +77,26 @@ class _Plan:
     errors: list[ArticleError]
 
 
+@lru_cache(maxsize=1)
+def names_version() -> str:
+    """A fingerprint of the name finder and the lexical tokeniser (rag.names, rag.language, the gazetteer data).
+
+    Stored in the manifest: when it changes (a gazetteer edit), the next update
+    recomputes every chunk's names and tokens from the stored text, without re-embedding.
+    """
+    module = Path(names.__file__)
+    digest = hashlib.sha256(module.read_bytes() + Path(language.__file__).read_bytes())
+    for data in sorted((module.parent / "data").glob("*")):
+        digest.update(data.name.encode() + data.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def derived_text(title: str, text: str) -> tuple[frozenset[str], list[str]]:
+    """A chunk's name keys and lexical tokens, with its article's title (which names what the article is about)."""
+    titled = f"{title}\n{text}"
+    return names.name_keys(titled), lexical_tokens(titled)
+
+
 def expected_manifest(settings: Settings, embedder: Embedder) -> Manifest:
     return Manifest(
         model=settings.model,
@@ -80,6 +106,7 @@ def expected_manifest(settings: Settings, embedder: Embedder) -> Manifest:
         chunk_overlap=settings.chunk_overlap,
         encoding=settings.encoding,
         parser_version=PARSER_VERSION,
+        names_version=names_version(),
     )
 
 
@@ -106,11 +133,11 @@ def update_index(
     embedder = embedder or Embedder.from_settings(settings)
     manifest = expected_manifest(settings, embedder)
     report, live, plan, stored = _planned(settings, manifest, rebuild)
-    if report.changed_anything or live is None:
+    if _needs_write(settings, manifest, report, live):
         try:
             with writer_lock(settings.index):
                 report, live, plan, stored = _planned(settings, manifest, rebuild)
-                if report.changed_anything or live is None:
+                if _needs_write(settings, manifest, report, live):
                     live = _apply(settings, embedder, manifest, plan, stored, report, progress, live)
         except IndexReadOnly as exc:
             if live is None:
@@ -150,9 +177,21 @@ def _apply(settings, embedder, manifest, plan, stored, report: IndexReport, prog
     ok = {article.doc_id for article in parsed}
     report.added = [doc_id for doc_id in report.added if doc_id in ok]
     report.changed = [doc_id for doc_id in report.changed if doc_id in ok]
-    if not report.changed_anything and live is not None:
+    if not _needs_write(settings, manifest, report, live):
         return live
-    return _write(settings, embedder, manifest, parsed, report, start_empty=report.rebuilt, progress=progress)
+    return _write(settings, embedder, manifest, parsed, report, start_empty=report.rebuilt, progress=progress,
+                  recompute_names=_names_stale(manifest, live))
+
+
+def _needs_write(settings: Settings, manifest: Manifest, report: IndexReport, live: Manifest | None) -> bool:
+    """Articles to add, change or remove, no index yet, or derived data (names, saved statistics) to redo."""
+    return (report.changed_anything or live is None or _names_stale(manifest, live)
+            or _derived_missing(settings.index))
+
+
+def _names_stale(manifest: Manifest, live: Manifest | None) -> bool:
+    """Whether the live index's names were found by another version of the name code (recomputed, not re-embedded)."""
+    return live is not None and live.names_version != manifest.names_version
 
 
 def _unapplied(report: IndexReport, error: str) -> IndexReport:
@@ -181,6 +220,12 @@ def _stored_fingerprints(
     return fingerprints, False, live
 
 
+def _derived_missing(folder: Path) -> bool:
+    """Whether the live generation lacks its derived files (written before they were saved): write them."""
+    live = live_generation(folder)
+    return live is not None and not ((live / LEXICAL).is_dir() and (live / CENTROIDS).is_file())
+
+
 def _plan(settings: Settings, stored: dict[str, str]) -> _Plan:
     to_parse, errors, seen, unchanged = [], [], set(), 0
     for item in iter_sources(settings.corpus, settings.max_article_bytes):
@@ -207,6 +252,7 @@ def _write(
     *,
     start_empty: bool,
     progress: bool,
+    recompute_names: bool = False,
 ) -> Manifest:
     with report.timed("chunk"):
         chunked = [(article, chunk(settings, article)) for article in articles]
@@ -224,10 +270,27 @@ def _write(
             offset = 0
             for article, chunks in chunked:
                 end = offset + len(chunks)
-                writer.add_article(article, chunks, vectors[offset:end], sentences[offset:end])
+                writer.add_article(article, chunks, vectors[offset:end], sentences[offset:end],
+                                   [derived_text(article.title, c.text) for c in chunks])
                 offset = end
+        if recompute_names:
+            with report.timed("names"):
+                writer.replace_derived_text((p.row_id, *derived_text(p.title, p.text)) for p in writer.passages())
+        with report.timed("derived"):
+            write_derived(writer)
         with report.timed("commit"):
             return writer.commit()
+
+
+def write_derived(writer: IndexWriter) -> None:
+    """Save what readers would otherwise compute from every passage when they open the index.
+
+    The BM25 statistics and the language centroids cover the whole corpus; built
+    per process they made opening an index of thousands of articles read all of it.
+    """
+    passages = writer.passages()
+    LexicalIndex.build(passages, writer.lexical_tokens()).save(writer.generation / LEXICAL)
+    LanguageCentroids(passages, writer.vectors()).save(writer.generation / CENTROIDS)
 
 
 def _embed(

@@ -8,14 +8,21 @@ and the first few re-ranked by their best single
 sentence (whose vectors the index stores).  Lexical BM25 over accent-folded,
 alias-normalised tokens adds exact matches on names and numbers (``Shin Sang
 Jin``, ``615``), which embeddings blur.  The two rankings are merged by
-weighted reciprocal-rank fusion.  Every step's weight is a setting; the
-defaults follow the measurements in bench/results-retrieval.md.
+weighted reciprocal-rank fusion.  The question's names (rag.names: the one
+thing that carries across languages) steer both: the articles naming most of
+them join the candidates, and a passage gains with the share of them its
+article names (:class:`QuestionNames`).  Finally no article takes more than two
+of the results while others are left, and word-for-word copies are folded.
+Every step's weight is a setting; the defaults follow the measurements in
+bench/results-retrieval.md.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from weakref import WeakKeyDictionary
 
 import bm25s
@@ -24,10 +31,13 @@ import numpy as np
 from .config import Settings
 from .embeddings import Embedder
 from .language import detect_language, lexical_tokens, name_tokens
+from .names import name_keys
 from .store import IndexStore, Passage
 from .threads import faiss_threads
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
+LEXICAL = "lexical"  # folder of the saved BM25 index in a generation
+CENTROIDS = "centroids.npz"  # the saved language centroids of a generation
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,7 @@ class Hit:
 
 
 class LexicalIndex:
-    """BM25 over every chunk of one index generation (built in memory on first use).
+    """BM25 over every chunk of one index generation, saved with it at write time.
 
     Across languages only names and numbers can match ("Daejeon", "615"); the
     other words of an English question are noise against a Vietnamese passage.
@@ -61,12 +71,35 @@ class LexicalIndex:
     passages in other languages with its names and numbers only.
     """
 
-    def __init__(self, passages: list[Passage]):
-        self.row_ids = np.array([p.row_id for p in passages], dtype=np.int64)
-        self.langs = np.array([p.lang for p in passages])
-        self.bm25 = bm25s.BM25()
-        tokens = [lexical_tokens(f"{p.title}\n{p.text}") or [""] for p in passages]
-        self.bm25.index(tokens, show_progress=False)
+    def __init__(self, row_ids: np.ndarray, langs: np.ndarray, bm25: bm25s.BM25):
+        self.row_ids = row_ids
+        self.langs = langs
+        self.bm25 = bm25
+
+    @classmethod
+    def build(cls, passages: list[Passage], tokens: list[list[str]] | None = None) -> LexicalIndex:
+        """Over ``passages``, with their lexical tokens when already computed (the index stores them)."""
+        if tokens is None:
+            tokens = [lexical_tokens(f"{p.title}\n{p.text}") for p in passages]
+        bm25 = bm25s.BM25()
+        bm25.index([t or [""] for t in tokens], show_progress=False)
+        return cls(np.array([p.row_id for p in passages], dtype=np.int64), np.array([p.lang for p in passages]), bm25)
+
+    def save(self, folder: Path) -> None:
+        self.bm25.save(str(folder), show_progress=False)
+        np.save(folder / "row_ids.npy", self.row_ids)
+        np.save(folder / "langs.npy", self.langs.astype(str))
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        bm25 = bm25s.BM25.load(str(folder), mmap=True, show_progress=False, verbosity=0)
+        return cls(np.load(folder / "row_ids.npy"), np.load(folder / "langs.npy"), bm25)
+
+    @classmethod
+    def of_store(cls, store: IndexStore) -> LexicalIndex:
+        """The one saved with the generation; built from its passages for an index written before it was saved."""
+        folder = store.generation / LEXICAL
+        return cls.load(folder) if folder.is_dir() else cls.build(store.all_passages())
 
     def _scores(self, tokens) -> np.ndarray:
         known = [t for t in tokens if t in self.bm25.vocab_dict]
@@ -92,12 +125,15 @@ class RetrievalOptions:
     sentence_weight: float  # 0 disables re-ranking by the best sentence
     rerank_candidates: int  # how many of the first dense candidates are re-ranked by sentence
     threads: int  # FAISS threads for one question's search (see rag.threads)
+    name_weight: float = 0.0  # 0 disables the bonus for naming the question's names
+    name_candidates: int = 0  # articles fetched by name into the candidates
+    max_per_article: int = 0  # 0 = no cap on one article's passages in the results
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetrievalOptions:
         return cls(settings.lexical_weight, settings.candidates, settings.language_calibration,
                    settings.same_language_calibration, settings.sentence_weight, settings.rerank_candidates,
-                   settings.query_threads)
+                   settings.query_threads, settings.name_weight, settings.name_candidates, settings.max_per_article)
 
 
 class LanguageCentroids:
@@ -126,20 +162,41 @@ class LanguageCentroids:
     PRIOR_ARTICLES = 20
 
     def __init__(self, passages: list[Passage], vectors: np.ndarray):
+        self.shifts, self.own = self._pulls(passages, np.asarray(vectors, dtype=np.float32))
+
+    @classmethod
+    def _pulls(cls, passages: list[Passage], vectors: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         langs = np.array([p.lang for p in passages])
         overall = vectors.mean(axis=0) if len(vectors) else np.zeros(vectors.shape[1], dtype=np.float32)
-        self.shifts: dict[str, np.ndarray] = {}
-        self.own: dict[str, np.ndarray] = {}
+        shifts: dict[str, np.ndarray] = {}
+        own: dict[str, np.ndarray] = {}
         for lang in set(langs.tolist()):
             mine = langs == lang
             if (~mine).any():
-                self.own[lang] = vectors[mine].mean(axis=0) - vectors[~mine].mean(axis=0)
+                own[lang] = vectors[mine].mean(axis=0) - vectors[~mine].mean(axis=0)
             articles = len({p.doc_id for p, m in zip(passages, mine) if m})
-            weight = articles / (articles + self.PRIOR_ARTICLES)
-            self.shifts[lang] = weight * (vectors[mine].mean(axis=0) - overall)
+            weight = articles / (articles + cls.PRIOR_ARTICLES)
+            shifts[lang] = weight * (vectors[mine].mean(axis=0) - overall)
+        return shifts, own
+
+    def save(self, path: Path) -> None:
+        with open(path, "wb") as handle:
+            np.savez(handle, **{f"shift-{lang}": v for lang, v in self.shifts.items()},
+                     **{f"own-{lang}": v for lang, v in self.own.items()})
+
+    @classmethod
+    def load(cls, path: Path) -> LanguageCentroids:
+        centroids = cls.__new__(cls)
+        with np.load(path) as saved:
+            centroids.shifts = {name[6:]: saved[name] for name in saved.files if name.startswith("shift-")}
+            centroids.own = {name[4:]: saved[name] for name in saved.files if name.startswith("own-")}
+        return centroids
 
     @classmethod
     def of_store(cls, store: IndexStore) -> LanguageCentroids:
+        """The centroids saved with the generation; computed from its vectors for an index written before."""
+        if (store.generation / CENTROIDS).is_file():
+            return cls.load(store.generation / CENTROIDS)
         passages = store.all_passages()
         row_ids = np.array([p.row_id for p in passages], dtype=np.int64)
         vectors = store.vectors.reconstruct_batch(row_ids) if len(row_ids) else np.zeros((0, store.vectors.d))
@@ -171,6 +228,50 @@ def centroids_of(store: IndexStore) -> LanguageCentroids:
         return _centroids[store]
 
 
+class QuestionNames:
+    """The names of a question that the corpus knows, each weighted by how few articles name it.
+
+    Names are what carries across languages (``TP HCM`` in a Vietnamese
+    question is ``Kota Ho Chi Minh`` in the Indonesian article), so an article
+    that names all of them is the likeliest answer; among thousands of news
+    articles a country most of them name says little, a partner city a lot,
+    hence the inverse-document-frequency weights.  :meth:`coverage` is the
+    weighted share of the names an article names (in any of its chunks).
+    """
+
+    def __init__(self, store: IndexStore, question: str):
+        self.store = store
+        spread = store.name_spread(name_keys(question))
+        articles = max(store.manifest.articles, 1)
+        self.weights = {key: math.log(1 + articles / n) for key, n in spread.items()}
+        self._total = sum(self.weights.values())
+        self._named: dict[str, set[str]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.weights)
+
+    def articles_naming_most(self, n: int) -> list[str]:
+        """The ``n`` articles that name the largest weighted share of the names."""
+        if not self or n <= 0:
+            return []
+        named = self.store.names_in_articles(self.weights)
+        self._named.update(named)
+        return sorted(named, key=lambda doc_id: (-self._covered(named[doc_id]), doc_id))[:n]
+
+    def coverage(self, doc_ids: list[str]) -> np.ndarray:
+        """Per article of ``doc_ids``, the weighted share of the question's names it names (0 to 1)."""
+        if not self:
+            return np.zeros(len(doc_ids), dtype=np.float32)
+        unknown = [doc_id for doc_id in dict.fromkeys(doc_ids) if doc_id not in self._named]
+        if unknown:
+            found = self.store.names_in_articles(self.weights, unknown)
+            self._named.update({doc_id: found.get(doc_id, set()) for doc_id in unknown})
+        return np.array([self._covered(self._named[doc_id]) / self._total for doc_id in doc_ids], dtype=np.float32)
+
+    def _covered(self, keys: set[str]) -> float:
+        return sum(self.weights[key] for key in keys)
+
+
 class Retriever:
     """Dense search, corrected for the pull of each passage language, re-ranked by best sentence, fused with BM25."""
 
@@ -186,34 +287,55 @@ class Retriever:
 
     def search_embedded(self, question: str, query: np.ndarray, k: int = 5) -> list[Hit]:
         """:meth:`search` with the question's vector already made (answers reuse it to pick sentences)."""
-        with faiss_threads(self.options.threads):
-            dense = self.store.search(query, max(k, self.options.candidates))
+        options = self.options
+        with faiss_threads(options.threads):
+            dense = self.store.search(query, max(k, options.candidates))
+        names = QuestionNames(self.store, question) if options.name_weight > 0 else None
+        if names:
+            dense = self._with_named_articles(query, dense, names)
         cosine = dict(dense)
         passages = self.store.passages(cosine)
-        ranked = self._rerank(query, dense, passages, detect_language(question))
-        if self.lexical is not None and self.options.lexical_weight > 0:
-            lexical = self.lexical.search(question, self.options.candidates)
-            ranked = fuse([[(row_id, 0.0) for row_id in ranked], lexical], [1.0, self.options.lexical_weight])
-        ranked = ranked[:k]
+        ranked = self._rerank(query, dense, passages, detect_language(question), names)
+        if self.lexical is not None and options.lexical_weight > 0:
+            lexical = self.lexical.search(question, options.candidates)
+            ranked = fuse([[(row_id, 0.0) for row_id in ranked], lexical], [1.0, options.lexical_weight])
+        missing = [row_id for row_id in ranked if row_id not in passages]
+        passages.update(self.store.passages(missing))
+        ranked = without_copies(ranked, passages)
+        ranked = spread_over_articles(ranked, [passages[row_id].doc_id for row_id in ranked], k,
+                                      options.max_per_article)
         missing = [row_id for row_id in ranked if row_id not in cosine]
         if missing:  # lexical-only hits: score them on the dense scale too, for display and floors
             cosine.update(self._cosines(query, missing))
-            passages.update(self.store.passages(missing))
         return [Hit(rank, cosine[row_id], passages[row_id]) for rank, row_id in enumerate(ranked, start=1)]
 
+    def _with_named_articles(self, query: np.ndarray, dense: list[tuple[int, float]],
+                             names: QuestionNames) -> list[tuple[int, float]]:
+        """The dense candidates plus the chunks of the articles naming most of the question's names.
+
+        Among thousands of articles the one naming both places a question asks
+        about may be nowhere near the dense top 50; fetched by name, it can
+        compete.
+        """
+        seen = {row_id for row_id, _ in dense}
+        extra = [row_id for row_id in self.store.chunk_rows(names.articles_naming_most(self.options.name_candidates))
+                 if row_id not in seen]
+        return dense + sorted(self._cosines(query, extra).items(), key=lambda item: -item[1]) if extra else dense
+
     def _rerank(self, query: np.ndarray, dense: list[tuple[int, float]], passages: dict[int, Passage],
-                question_lang: str) -> list[int]:
+                question_lang: str, names: QuestionNames | None = None) -> list[int]:
         """Order the dense candidates by language-corrected similarity, then the first few by their best sentence.
 
         Score = cos(q, chunk) + w * max cos(q, sentence), each minus the pull of
         the passage's language (``language_calibration`` times its centroid offset)
         and, for passages in the question's language, ``same_language_calibration``
-        times that language's own pull.
+        times that language's own pull; plus ``name_weight`` times the share of
+        the question's names the passage's article names.
         """
         options = self.options
         row_ids = [row_id for row_id, _ in dense]
         if not row_ids or (options.language_calibration == 0 and options.sentence_weight == 0
-                           and options.same_language_calibration == 0):
+                           and options.same_language_calibration == 0 and not names):
             return row_ids
         langs = [passages[row_id].lang for row_id in row_ids]
         centroids = centroids_of(self.store)
@@ -222,6 +344,8 @@ class Retriever:
             own = options.same_language_calibration * centroids.own_language_pull(query, question_lang)
             offsets = offsets + own * (np.array(langs) == question_lang)
         scores = np.array([score for _, score in dense], dtype=np.float32) - offsets
+        if names:
+            scores = scores + options.name_weight * names.coverage([passages[row_id].doc_id for row_id in row_ids])
         order = np.argsort(-scores, kind="stable")
         if options.sentence_weight > 0 and options.rerank_candidates > 0:
             head = order[: options.rerank_candidates]
@@ -234,6 +358,45 @@ class Retriever:
     def _cosines(self, query: np.ndarray, row_ids: list[int]) -> dict[int, float]:
         vectors = self.store.vectors.reconstruct_batch(np.array(row_ids, dtype=np.int64))
         return dict(zip(row_ids, (vectors @ query).tolist()))
+
+
+def without_copies(ranked: list[int], passages: dict[int, Passage]) -> list[int]:
+    """``ranked`` without the passages whose text repeats one ranked higher.
+
+    News aggregators republish a story word for word under another id; its
+    copies would take every slot of the results with one text.
+    """
+    seen: set[str] = set()
+    kept = []
+    for row_id in ranked:
+        text = " ".join(passages[row_id].text.split()).casefold()
+        if text not in seen:
+            seen.add(text)
+            kept.append(row_id)
+    return kept
+
+
+def spread_over_articles(ranked: list[int], doc_ids: list[str], k: int, per_article: int) -> list[int]:
+    """The first ``k`` of ``ranked``, taking at most ``per_article`` passages of one article while others remain.
+
+    Five chunks of one article naming one of the question's two places
+    crowded out the article naming both; the passages held back fill the
+    results only when no other article is left.  ``per_article`` 0 keeps the order.
+    """
+    if per_article <= 0:
+        return ranked[:k]
+    taken: list[int] = []
+    held: list[int] = []
+    per_doc: dict[str, int] = {}
+    for row_id, doc_id in zip(ranked, doc_ids):
+        if len(taken) == k:
+            break
+        if per_doc.get(doc_id, 0) < per_article:
+            per_doc[doc_id] = per_doc.get(doc_id, 0) + 1
+            taken.append(row_id)
+        else:
+            held.append(row_id)
+    return taken + held[: k - len(taken)]
 
 
 def fuse(rankings: list[list[tuple[int, float]]], weights: list[float]) -> list[int]:

@@ -7,7 +7,10 @@ Layout of an index folder::
       meta-<gen>.sqlite    articles and chunks with their vectors and their sentences' vectors (so
                            re-ranking and citing embed nothing per question), shared by the generations
                            since the last full build; each row records the generation that added it
-                           and the one that removed it
+                           and the one that removed it; ``chunk_names`` and ``chunk_tokens`` hold the
+                           name keys and lexical tokens of each chunk (with its article's title),
+                           derived from the stored text and recomputed without re-embedding when
+                           the names version changes
       gen-<n>-<pid>-<ns>/  one generation
         manifest.json      model, dimension, chunking parameters, counts, generation number
         vectors.faiss      the FAISS index as of generation ``base_generation``; immutable, so a later
@@ -74,6 +77,11 @@ CREATE TABLE IF NOT EXISTS chunks (
     sentence_spans TEXT NOT NULL, sentence_vectors BLOB NOT NULL,
     added INTEGER NOT NULL, removed INTEGER
 );
+CREATE TABLE IF NOT EXISTS chunk_names (
+    chunk_id INTEGER NOT NULL, key TEXT NOT NULL, PRIMARY KEY (chunk_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunk_names_key ON chunk_names(key, chunk_id);
+CREATE TABLE IF NOT EXISTS chunk_tokens (chunk_id INTEGER PRIMARY KEY, tokens TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE INDEX IF NOT EXISTS chunks_generations ON chunks(added, removed);
 CREATE INDEX IF NOT EXISTS chunks_removed ON chunks(removed);
@@ -125,6 +133,7 @@ class Manifest:
     base_chunks: int = 0  # vectors in vectors.faiss
     layout: str = FLAT  # what vectors.faiss is: "flat" or "ivf<lists>"
     metadata: str = ""  # the SQLite file, in the index folder
+    names_version: str = ""  # what computed chunk_names (rag.indexing.names_version); another one recomputes them
 
     def compatible_with(self, other: Manifest) -> bool:
         keys = ("model_fingerprint", "dim", "chunk_tokens", "chunk_overlap", "encoding", "parser_version")
@@ -320,6 +329,47 @@ class IndexStore:
         )
         return [Passage(*row) for row in rows]
 
+    def name_spread(self, keys: Iterable[str]) -> dict[str, int]:
+        """How many articles name each of ``keys``; a key no article names is left out."""
+        params, marks = _named(keys)
+        if not marks:
+            return {}
+        rows = self.db.execute(
+            f"SELECT n.key, COUNT(DISTINCT c.doc_id) FROM chunk_names n JOIN chunks c ON c.id = n.chunk_id "
+            f"WHERE n.key IN ({marks}) AND {visible('c')} GROUP BY n.key", {**params, **self._g})
+        return dict(rows)
+
+    def names_in_articles(self, keys: Iterable[str], doc_ids: Iterable[str] | None = None) -> dict[str, set[str]]:
+        """Which of ``keys`` each article names in any of its chunks (articles naming none are left out).
+
+        Only the articles ``doc_ids`` when given, else every article naming one of ``keys``.
+        """
+        params, marks = _named(keys)
+        if not marks:
+            return {}
+        where = ""
+        if doc_ids is not None:
+            doc_params, doc_marks = _named(doc_ids, "d")
+            if not doc_marks:
+                return {}
+            params, where = {**params, **doc_params}, f" AND c.doc_id IN ({doc_marks})"
+        rows = self.db.execute(
+            f"SELECT DISTINCT c.doc_id, n.key FROM chunk_names n JOIN chunks c ON c.id = n.chunk_id "
+            f"WHERE n.key IN ({marks}) AND {visible('c')}{where}", {**params, **self._g})
+        named: dict[str, set[str]] = {}
+        for doc_id, key in rows:
+            named.setdefault(doc_id, set()).add(key)
+        return named
+
+    def chunk_rows(self, doc_ids: Iterable[str]) -> list[int]:
+        """The row ids of the chunks of these articles."""
+        params, marks = _named(doc_ids, "d")
+        if not marks:
+            return []
+        rows = self.db.execute(f"SELECT c.id FROM chunks c WHERE c.doc_id IN ({marks}) AND {visible('c')} "
+                               "ORDER BY c.id", {**params, **self._g})
+        return [row[0] for row in rows]
+
     def fingerprints(self) -> dict[str, str]:
         return dict(self.db.execute(f"SELECT doc_id, fingerprint FROM articles a WHERE {visible('a')}", self._g))
 
@@ -333,6 +383,12 @@ class IndexStore:
     def all_articles(self) -> list[Article]:
         query = f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE {visible('a')} ORDER BY doc_id"
         return [Article(*row) for row in self.db.execute(query, self._g)]
+
+
+def _named(values: Iterable[str], prefix: str = "k") -> tuple[dict[str, str], str]:
+    """Named SQL parameters for ``values`` and the ``:k0,:k1,...`` list that refers to them."""
+    params = {f"{prefix}{i}": value for i, value in enumerate(dict.fromkeys(values))}
+    return params, ",".join(f":{name}" for name in params)
 
 
 def live_fingerprints(folder: Path) -> tuple[Manifest, dict[str, str]]:
@@ -450,6 +506,9 @@ class IndexWriter:
     """
 
     def __init__(self, folder: Path, manifest: Manifest, *, ivf_threshold: int, start_empty: bool = False):
+        """The new generation's folder (:attr:`generation`) also takes the files derived from its rows
+        (the lexical index, the language centroids: see rag.indexing), so that readers load instead of
+        recomputing them."""
         self.folder = Path(folder)
         self.manifest = manifest
         self.start_empty = start_empty
@@ -493,6 +552,8 @@ class IndexWriter:
             self.db.execute(f"DELETE FROM {table} WHERE added > :g", params)
             self.db.execute(f"UPDATE {table} SET removed = NULL WHERE removed > :g", params)
             self.db.execute(f"DELETE FROM {table} WHERE removed <= :old", params)
+        for table in ("chunk_names", "chunk_tokens"):
+            self.db.execute(f"DELETE FROM {table} WHERE chunk_id NOT IN (SELECT id FROM chunks)")
 
     def remove_articles(self, doc_ids: Iterable[str]) -> int:
         """Mark these articles and their chunks removed as of the new generation; return the chunks removed."""
@@ -506,9 +567,10 @@ class IndexWriter:
         return marked
 
     def add_article(
-        self, article: Article, chunks: list[Chunk], vectors: np.ndarray, sentences: list[SentenceVectors]
+        self, article: Article, chunks: list[Chunk], vectors: np.ndarray, sentences: list[SentenceVectors],
+        derived: list[tuple[frozenset[str], list[str]]],
     ) -> None:
-        """Add an article with its chunks, one vector per chunk and each chunk's sentence vectors."""
+        """Add an article with its chunks, one vector per chunk, each chunk's sentence vectors, names and tokens."""
         g = self.manifest.generation
         self.db.execute(
             "INSERT INTO articles (doc_id, title, text, lang, url, date, location, fingerprint, added) "
@@ -523,6 +585,43 @@ class IndexWriter:
               np.asarray(s.vectors, dtype=np.float16).tobytes(), g)
              for c, v, s in zip(chunks, vectors, sentences, strict=True)],
         )
+        rows = self.db.execute("SELECT id, position FROM chunks WHERE doc_id = ? AND added = ?", (article.doc_id, g))
+        by_position = dict((position, row_id) for row_id, position in rows)
+        self._write_derived_text((by_position[c.position], *d) for c, d in zip(chunks, derived, strict=True))
+
+    def _write_derived_text(self, rows: Iterable[tuple[int, frozenset[str], list[str]]]) -> None:
+        for row_id, keys, tokens in rows:
+            self.db.executemany("INSERT INTO chunk_names (chunk_id, key) VALUES (?, ?)",
+                                [(row_id, key) for key in sorted(keys)])
+            self.db.execute("INSERT INTO chunk_tokens (chunk_id, tokens) VALUES (?, ?)", (row_id, " ".join(tokens)))
+
+    def passages(self) -> list[Passage]:
+        """Every passage of the new generation, by row id: what its derived files are computed from."""
+        rows = self.db.execute(f"SELECT {PASSAGE_COLUMNS} FROM {PASSAGE_JOIN} WHERE {visible('c')} ORDER BY c.id",
+                               {"g": self.manifest.generation})
+        return [Passage(*row) for row in rows]
+
+    def vectors(self) -> np.ndarray:
+        """The vectors of :meth:`passages`, in the same order."""
+        return self._all_vectors(self.manifest.generation)[1]
+
+    def replace_derived_text(self, rows: Iterable[tuple[int, frozenset[str], list[str]]]) -> None:
+        """Replace the name keys and lexical tokens of every chunk with these (row id, keys, tokens).
+
+        The rows are shared with the live generation, whose readers see the new
+        names once this commits: names only steer ranking, so that is harmless
+        (its saved lexical index keeps the old tokens).
+        """
+        rows = list(rows)  # computed from the passages before the old ones are deleted
+        self.db.execute("DELETE FROM chunk_names")
+        self.db.execute("DELETE FROM chunk_tokens")
+        self._write_derived_text(rows)
+
+    def lexical_tokens(self) -> list[list[str]]:
+        """The stored lexical tokens of :meth:`passages`, in the same order."""
+        rows = self.db.execute(f"SELECT t.tokens FROM chunks c LEFT JOIN chunk_tokens t ON t.chunk_id = c.id "
+                               f"WHERE {visible('c')} ORDER BY c.id", {"g": self.manifest.generation})
+        return [(tokens or "").split() for (tokens,) in rows]
 
     def commit(self) -> Manifest:
         """Write everything, fsync it, then switch ``CURRENT`` to the new generation."""
@@ -534,8 +633,8 @@ class IndexWriter:
         self.db.commit()  # durable, but invisible until CURRENT names this generation
         self.db.close()
         (self.generation / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2))
-        for name in (VECTORS, MANIFEST):
-            _fsync(self.generation / name)
+        for path in sorted(self.generation.rglob("*"), reverse=True):  # files, then their folders
+            _fsync(path)
         _fsync(self.generation)
         pointer = self.folder / f"{CURRENT}.tmp"
         pointer.write_text(self.generation.name)

@@ -3,6 +3,7 @@
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -252,3 +253,33 @@ def test_an_index_folder_that_cannot_be_written_still_answers(built, embedder):
     assert not report.changed_anything and report.total_chunks == first.total_chunks
     assert any("not writable" in error for error in report.errors)
     assert open_store(settings).vectors.ntotal == first.total_chunks
+
+
+def test_each_chunk_is_stored_with_the_names_of_its_text_and_title(built):
+    from rag.names import name_keys
+
+    store = open_store(built[0])
+    passages = store.all_passages()
+    stored = dict(store.db.execute("SELECT chunk_id, group_concat(key, '|') FROM chunk_names GROUP BY chunk_id"))
+    for p in passages:
+        assert set(stored.get(p.row_id, "").split("|")) - {""} == name_keys(f"{p.title}\n{p.text}")
+    yamanashi = store.names_in_articles(["loc:jp:yamanashi", "loc:kr:seongnam"])
+    assert set(yamanashi["002_c12aae596eddc73b"]) == {"loc:jp:yamanashi"}
+    assert store.name_spread(["loc:vn:thanh-hoa", "loc:xx:nowhere"]).keys() == {"loc:vn:thanh-hoa"}
+
+
+def test_a_new_names_version_recomputes_names_and_lexical_files_without_embedding(built, embedder, monkeypatch):
+    from rag import indexing
+
+    settings, _ = built
+    db = sqlite3.connect(settings.index / open_store(settings).manifest.metadata)
+    db.execute("DELETE FROM chunk_names")  # what an old gazetteer found: nothing
+    db.commit()
+    db.close()
+    monkeypatch.setattr(indexing, "names_version", lambda: "a-new-gazetteer")
+    report = update_index(settings, embedder, progress=False)
+    assert report.embedded_chunks == 0
+    store = open_store(settings)
+    assert store.manifest.names_version == "a-new-gazetteer"
+    assert store.name_spread(["loc:jp:yamanashi"]) == {"loc:jp:yamanashi": 1}  # names are back
+    assert (store.generation / "lexical").is_dir() and (store.generation / "centroids.npz").is_file()

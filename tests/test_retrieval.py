@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rag.assistant import Assistant
-from rag.retrieval import LanguageCentroids
+from rag.retrieval import LanguageCentroids, LexicalIndex, QuestionNames, spread_over_articles
 from rag.store import Passage
 
 YAMANASHI = "002_c12aae596eddc73b"  # Malay
@@ -174,3 +174,71 @@ def test_a_vietnamese_question_about_an_indonesian_article_is_not_won_by_the_vie
     assert top_articles(seed_assistant.search(question, k=10), 1) == [DAEJEON]
     monkeypatch.setattr(seed_assistant, "settings", settings)
     assert top_articles(seed_assistant.search(question, k=10), 1) == [HCMC_NINE]
+
+
+def test_the_article_naming_every_name_of_the_question_outranks_one_naming_fewer(seed_assistant, monkeypatch):
+    """A Vietnamese question naming Nghệ An and HCMC: without names the Vietnamese article naming HCMC only won."""
+    question = "Phó Chủ tịch UBND tỉnh Nghệ An nói về kết quả hợp tác với Thành phố Hồ Chí Minh là ai?"
+    names = QuestionNames(seed_assistant.store, question)
+    assert set(names.weights) == {"loc:vn:nghe-an", "loc:vn:ho-chi-minh"}
+    assert list(names.coverage([HCMC_NINE, DAEJEON])) == [pytest.approx(1.0), pytest.approx(
+        names.weights["loc:vn:ho-chi-minh"] / sum(names.weights.values()))]
+    settings = seed_assistant.settings
+    monkeypatch.setattr(seed_assistant, "settings", settings.model_copy(update={"name_weight": 0.0}))
+    assert top_articles(seed_assistant.search(question, k=10), 1) == [DAEJEON]
+    monkeypatch.setattr(seed_assistant, "settings", settings)
+    assert top_articles(seed_assistant.search(question, k=10), 1) == [HCMC_NINE]
+
+
+def test_articles_naming_the_most_are_fetched_by_name(seed_assistant):
+    names = QuestionNames(seed_assistant.store, "Apa kerja sama Thanh Hoa dengan Yamanashi dan Seongnam?")
+    assert names.articles_naming_most(2) == sorted([YAMANASHI, SEONGNAM])  # each names Thanh Hoa and one partner
+    assert not QuestionNames(seed_assistant.store, "apa kabar?")  # no names: nothing to steer by
+
+
+def test_one_article_takes_at_most_two_places_while_others_are_left():
+    ranked, docs = [1, 2, 3, 4, 5, 6], ["a", "a", "a", "b", "a", "c"]
+    assert spread_over_articles(ranked, docs, 4, 2) == [1, 2, 4, 6]
+    assert spread_over_articles(ranked, docs, 5, 2) == [1, 2, 4, 6, 3]  # held-back passages fill up at the end
+    assert spread_over_articles(ranked, docs, 3, 0) == [1, 2, 3]
+
+
+def test_search_results_spread_over_articles(seed_assistant):
+    hits = seed_assistant.search("Thanh Hoa menghadiri Forum Kerjasama Tempatan Vietnam - Jepun", k=5)
+    per_article = [h.passage.doc_id for h in hits]
+    assert len(hits) == 5 and max(per_article.count(d) for d in per_article) <= 2
+
+
+def test_the_saved_lexical_index_ranks_like_one_built_from_the_passages(seed_assistant):
+    store = seed_assistant.store
+    assert (store.generation / "lexical").is_dir()
+    saved, rebuilt = LexicalIndex.of_store(store), LexicalIndex.build(store.all_passages())
+    for question in ("Shin Sang Jin", "Berapa proyek dari investor TP HCM di Nghe An?", "Đà Nẵng Busan 615"):
+        [ids, scores], [rebuilt_ids, rebuilt_scores] = zip(*saved.search(question, 20)), zip(*rebuilt.search(question, 20))
+        assert ids == rebuilt_ids and scores == pytest.approx(rebuilt_scores)
+    assert saved.search("Shin Sang Jin", 5)
+
+
+def test_the_saved_language_centroids_are_the_computed_ones(seed_assistant, embedder):
+    store = seed_assistant.store
+    passages = store.all_passages()
+    vectors = np.vstack([store.vectors.reconstruct(p.row_id) for p in passages])
+    saved, computed = LanguageCentroids.of_store(store), LanguageCentroids(passages, vectors)
+    query = embedder.embed_query("Thị trưởng thành phố Seongnam là ai?")
+    np.testing.assert_allclose(saved.offsets(query, ["id", "ms", "vi"]), computed.offsets(query, ["id", "ms", "vi"]),
+                               atol=1e-6)
+    assert saved.own_language_pull(query, "vi") == pytest.approx(computed.own_language_pull(query, "vi"), abs=1e-6)
+
+
+def test_a_republished_copy_of_an_article_takes_no_second_place(tmp_path, make_settings, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "bogor.txt").write_text(GENERAL, encoding="utf-8")
+    (corpus / "bogor-republished.txt").write_text(GENERAL, encoding="utf-8")
+    (corpus / "buried.txt").write_text(BURIED, encoding="utf-8")
+    assistant = Assistant(make_settings(corpus, tmp_path / "index"))
+    assistant.embedder = embedder
+    assistant.index(progress=False)
+    hits = assistant.search("Wali Kota Bogor membahas jembatan baru", k=3)
+    assert len({h.passage.doc_id for h in hits} & {"bogor", "bogor-republished"}) == 1
+    assert "buried" in {h.passage.doc_id for h in hits}

@@ -56,7 +56,8 @@ def add_synthetic(writer: IndexWriter, doc_id: str, vectors: np.ndarray) -> None
     """Add a synthetic article whose chunks' two sentences have the chunk's vector and its opposite."""
     a, chunks = article(doc_id)
     writer.add_article(a, chunks, vectors, [SentenceVectors(list(c.sentences), np.vstack([v, -v]))
-                                            for c, v in zip(chunks, vectors)])
+                                            for c, v in zip(chunks, vectors)],
+                       [(frozenset({f"name:{doc_id}"}), [doc_id, "sentence"]) for _ in chunks])
 
 
 class Corpus:
