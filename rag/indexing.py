@@ -170,9 +170,8 @@ def _write(
 ) -> Manifest:
     with report.timed("chunk"):
         chunked = [(article, chunk(settings, article)) for article in articles]
-    with report.timed("embed"):
-        vectors, sentences = _embed(embedder, [c for _, chunks in chunked for c in chunks],
-                                    settings.embed_batch_size, progress)
+    vectors, sentences = _embed(embedder, [c for _, chunks in chunked for c in chunks],
+                                settings.embed_batch_size, progress, report)
     report.embedded_chunks = len(vectors)
     with ExitStack() as stack:
         with report.timed("open writer"):
@@ -191,18 +190,18 @@ def _write(
 
 
 def _embed(
-    embedder: Embedder, chunks: list[Chunk], batch_size: int, progress: bool
+    embedder: Embedder, chunks: list[Chunk], batch_size: int, progress: bool, report: IndexReport
 ) -> tuple[np.ndarray, list[SentenceVectors]]:
-    """One vector per chunk, and per chunk the vectors of its sentences.
+    """One vector per chunk, and per chunk the vectors of its sentences (timed apart, for bench/grown.py).
 
-    Overlapping chunks share sentences, so each distinct sentence is embedded
-    once; chunks and sentences go through the model together, which sorts
-    them by length into batches.
+    Overlapping chunks share sentences, so each distinct sentence is embedded once.
     """
     spans = [list(c.sentences) or [(0, len(c.text))] for c in chunks]
     sentence_texts = list(dict.fromkeys(c.text[s:e] for c, own in zip(chunks, spans) for s, e in own))
-    embedded = _embed_texts(embedder, [c.embedding_text() for c in chunks] + sentence_texts, batch_size, progress)
-    vectors, by_text = embedded[: len(chunks)], dict(zip(sentence_texts, embedded[len(chunks) :]))
+    with report.timed("embed chunks"):
+        vectors = _embed_texts(embedder, [c.embedding_text() for c in chunks], batch_size, progress)
+    with report.timed("sentence vectors"):
+        by_text = dict(zip(sentence_texts, _embed_texts(embedder, sentence_texts, batch_size, progress)))
     sentences = [
         SentenceVectors(own, np.vstack([by_text[c.text[s:e]] for s, e in own]))
         for c, own in zip(chunks, spans)
