@@ -201,6 +201,7 @@ def metric_rows(label: str, scores: dict) -> list[list]:
 def run(ns: list[int], external_sample: int | None, work: Path) -> dict:
     grown = GrownCorpus(work)
     embedder = Embedder.from_settings(load_settings())
+    embedder.model  # noqa: B018 - loaded before any build is timed
     sets = question_sets(external_sample)
     seed_alone = _assistant(SEED, work / "seed-index", embedder)
     stages = [EXTERNAL_ALONE, "0", *[str(n) for n in sorted(ns)]]
@@ -247,12 +248,12 @@ def markdown(result: dict) -> str:
         build_rows.append([
             "external alone" if stage == EXTERNAL_ALONE else f"N={stage}", build["articles"], build["chunks"],
             build["embedded_chunks"], build["seconds"], build["chunks_per_second"] or "–",
-            *[phases.get(p, 0.0) for p in ("parse", "chunk", "embed chunks", "sentence vectors")],
+            *[phases.get(p, 0.0) for p in ("plan", "parse", "chunk", "embed")],
             sum(phases.get(p, 0.0) for p in ("open writer", "write rows", "commit")),
             build["cumulative_seconds"], "reused" if build.get("reused") else build.get("built", ""),
         ])
-    builds = table(["index", "articles", "chunks", "embedded", "seconds", "chunks/s", "parse s", "chunk s",
-                    "embed chunks s", "sentence vectors s", "store s", "full build s (sum of steps)", "built"],
+    builds = table(["index", "articles", "chunks", "embedded", "seconds", "chunks/s", "plan s", "parse s", "chunk s",
+                    "embed s (chunks + pooled sentences)", "store s", "full build s (sum of steps)", "built"],
                    build_rows)
     head = f"{result['machine']}; commit {result['commit']}; {result['started']}–{result.get('finished', '?')}"
     return f"{head}\n\n{quality}\n\n{builds}\n"

@@ -165,7 +165,7 @@ def _sources(path, settings: Settings) -> list[Source]:
     return [s for s in iter_sources(path, settings.max_article_bytes) if isinstance(s, Source)]
 
 
-PHASES = ("plan", "parse", "chunk", "embed chunks", "sentence vectors", "open writer", "write rows", "commit")
+PHASES = ("plan", "parse", "chunk", "embed", "open writer", "write rows", "commit")
 
 
 def at_scale(embedder: Embedder, target_chunks: int, bulk: IndexStore, rate: float) -> None:
