@@ -1,10 +1,11 @@
-"""Run a benchmark by name: ``python -m bench {external,indexing,scale,latency,throughput,baseline,grown} [--quick]``."""
+"""Run a benchmark by name: ``python -m bench {external,indexing,scale,latency,throughput,baseline,language_id,llm-prompts,grown} [--quick]``."""
 
 import importlib
 import sys
 
-BENCHMARKS = ("external", "indexing", "scale", "latency", "throughput", "baseline", "grown")
+BENCHMARKS = ("external", "indexing", "scale", "latency", "throughput", "baseline", "language_id", "llm-prompts",
+              "grown")
 
 if len(sys.argv) < 2 or sys.argv[1] not in BENCHMARKS:
     sys.exit(f"usage: python -m bench {{{','.join(BENCHMARKS)}}} [--quick]")
-importlib.import_module(f"bench.{sys.argv[1]}").main(sys.argv[2:])
+importlib.import_module(f"bench.{sys.argv[1].replace('-', '_')}").main(sys.argv[2:])
