@@ -180,7 +180,7 @@ class Embedder:
                 output = self.model(dict(features))
                 vectors[rows] = output["sentence_embedding"].numpy()
                 tokens, mask = output["token_embeddings"].numpy(), features["attention_mask"].numpy().astype(bool)
-                for row, i, text in zip(range(len(rows)), rows, stripped):
+                for row, i in enumerate(rows):
                     shift = len(prompt) - (len(texts[i]) - len(texts[i].lstrip()))
                     pooled[i] = [_pool_span(tokens[row], offsets[row], mask[row], start + shift, end + shift)
                                  for start, end in spans[i]]
