@@ -147,6 +147,50 @@ class Embedder:
         """Passage vectors; ``bulk`` for indexing-size work that should use every core."""
         return self._encode(texts, "passage", batch_size, bulk)
 
+    def embed_passages_and_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]], batch_size: int = 32
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Passage vectors and, from the same forward pass, one vector per character span of each passage.
+
+        Indexing needs a vector for every sentence of every chunk.  Encoding
+        each sentence on its own cost 1.6× the chunks' own encoding; instead a
+        span's vector is the model's mean pooling restricted to the tokens of
+        the span, read in the context of its passage (its title, the
+        sentences around it), then normalised.  On the eval set and the
+        external benchmark this held retrieval and raised extractive answers
+        (bench/README.md, "Sentence vectors from the chunk's pass").  A span
+        cut off by the model's input length is encoded on its own.  Bulk work:
+        runs on torch with ``bulk_threads``.
+        """
+        if len(spans) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(spans)} span lists")
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        pooled: list[list[np.ndarray | None]] = [[None] * len(own) for own in spans]
+        prompt = self._prompt_text("passage") or ""
+        order = np.argsort([-len(text) for text in texts], kind="stable")  # batch by length, as encode() does
+        with torch_threads(self.bulk_threads), _inference_mode():
+            for first in range(0, len(texts), batch_size):
+                rows = order[first : first + batch_size]
+                stripped = [texts[i].strip() for i in rows]  # as _encode does
+                features = self.model.tokenizer(
+                    [prompt + text for text in stripped], padding=True, truncation="longest_first",
+                    max_length=self.model.max_seq_length, return_offsets_mapping=True, return_tensors="pt",
+                )
+                offsets = features.pop("offset_mapping").numpy()
+                output = self.model(dict(features))
+                vectors[rows] = output["sentence_embedding"].numpy()
+                tokens, mask = output["token_embeddings"].numpy(), features["attention_mask"].numpy().astype(bool)
+                for row, i in enumerate(rows):
+                    shift = len(prompt) - (len(texts[i]) - len(texts[i].lstrip()))
+                    pooled[i] = [_pool_span(tokens[row], offsets[row], mask[row], start + shift, end + shift)
+                                 for start, end in spans[i]]
+        cut = [(i, j) for i, own in enumerate(pooled) for j, vector in enumerate(own) if vector is None]
+        if cut:
+            alone = self._encode([texts[i][slice(*spans[i][j])] for i, j in cut], "passage", batch_size, True)
+            for (i, j), vector in zip(cut, alone):
+                pooled[i][j] = vector
+        return vectors, [np.vstack(own) if own else np.zeros((0, self.dim), np.float32) for own in pooled]
+
     def embed_queries(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         return self._encode(texts, "query", batch_size, False)
 
@@ -187,6 +231,21 @@ class Embedder:
     def _onnx_file(self) -> Path:
         folder = self.cache_dir / f"onnx-{hashlib.sha256(self.resolved.fingerprint.encode()).hexdigest()[:16]}"
         return folder / "model.onnx"
+
+
+def _pool_span(tokens: np.ndarray, offsets: np.ndarray, mask: np.ndarray, start: int, end: int) -> np.ndarray | None:
+    """The normalised mean of the tokens overlapping characters ``start:end`` (``None``: none were kept)."""
+    inside = mask & (offsets[:, 0] < end) & (offsets[:, 1] > start) & (offsets[:, 1] > offsets[:, 0])
+    if not inside.any():
+        return None
+    vector = tokens[inside].mean(axis=0)
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def _inference_mode():
+    import torch
+
+    return torch.inference_mode()
 
 
 # ------------------------------------------------------------------ ONNX Runtime

@@ -256,9 +256,8 @@ def _write(
 ) -> Manifest:
     with report.timed("chunk"):
         chunked = [(article, chunk(settings, article)) for article in articles]
-    with report.timed("embed"):
-        vectors, sentences = _embed(embedder, [c for _, chunks in chunked for c in chunks],
-                                    settings.embed_batch_size, progress)
+    vectors, sentences = _embed(embedder, [c for _, chunks in chunked for c in chunks],
+                                settings.embed_batch_size, progress, report)
     report.embedded_chunks = len(vectors)
     with ExitStack() as stack:
         with report.timed("open writer"):
@@ -294,31 +293,27 @@ def write_derived(writer: IndexWriter) -> None:
 
 
 def _embed(
-    embedder: Embedder, chunks: list[Chunk], batch_size: int, progress: bool
+    embedder: Embedder, chunks: list[Chunk], batch_size: int, progress: bool, report: IndexReport
 ) -> tuple[np.ndarray, list[SentenceVectors]]:
-    """One vector per chunk, and per chunk the vectors of its sentences.
+    """One vector per chunk, and per chunk the vectors of its sentences, from one pass of the model over each chunk.
 
-    Overlapping chunks share sentences, so each distinct sentence is embedded
-    once; chunks and sentences go through the model together, which sorts
-    them by length into batches.
+    The sentence vectors are pooled from the chunk's own tokens (see
+    :meth:`Embedder.embed_passages_and_spans`), so they cost no second encoding.
     """
     spans = [list(c.sentences) or [(0, len(c.text))] for c in chunks]
-    sentence_texts = list(dict.fromkeys(c.text[s:e] for c, own in zip(chunks, spans) for s, e in own))
-    embedded = _embed_texts(embedder, [c.embedding_text() for c in chunks] + sentence_texts, batch_size, progress)
-    vectors, by_text = embedded[: len(chunks)], dict(zip(sentence_texts, embedded[len(chunks) :]))
-    sentences = [
-        SentenceVectors(own, np.vstack([by_text[c.text[s:e]] for s, e in own]))
-        for c, own in zip(chunks, spans)
-    ]
-    return vectors, sentences
-
-
-def _embed_texts(embedder: Embedder, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
-    """Embed in slices so the progress bar moves; the model sorts each slice by length itself."""
-    parts = []
+    texts = [c.embedding_text() for c in chunks]
+    # the chunk's text ends its embedding text (after the title, when there is one)
+    shifted = [[(s + len(t) - len(c.text), e + len(t) - len(c.text)) for s, e in own]
+               for c, t, own in zip(chunks, texts, spans)]
+    vectors, sentence_vectors = [], []
     step = max(batch_size * 8, 1)
-    with tqdm(total=len(texts), desc="embedding", unit="text", disable=not progress or not texts) as bar:
-        for first in range(0, len(texts), step):
-            parts.append(embedder.embed_passages(texts[first : first + step], batch_size=batch_size, bulk=True))
-            bar.update(len(parts[-1]))
-    return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
+    with report.timed("embed"), tqdm(total=len(texts), desc="embedding", unit="chunk",
+                                     disable=not progress or not texts) as bar:
+        for first in range(0, len(texts), step):  # in slices, so the progress bar moves
+            part, part_sentences = embedder.embed_passages_and_spans(
+                texts[first : first + step], shifted[first : first + step], batch_size)
+            vectors.append(part)
+            sentence_vectors += part_sentences
+            bar.update(len(part))
+    sentences = [SentenceVectors(own, pooled) for own, pooled in zip(spans, sentence_vectors)]
+    return (np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32)), sentences

@@ -57,7 +57,7 @@ from .corpus import Article
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
-FORMAT = 3  # on-disk layout; an index of another format is rebuilt
+FORMAT = 4  # on-disk layout; an index of another format is rebuilt (4: sentence vectors pooled from the chunk)
 FLAT = "flat"
 DELTA_FRACTION = 0.05  # rewrite vectors.faiss when more rows than this share changed since it was written
 TRAIN_POINTS_PER_LIST = 64  # k-means sample per IVF list: FAISS warns below 39, quality barely moves above 64
@@ -171,7 +171,8 @@ class Passage:
 class SentenceVectors:
     """The sentences of one chunk (character spans in its text) and their embeddings.
 
-    Embedded at index time with the chunk, because a question usually asks
+    Pooled at index time from the chunk's own forward pass (see
+    :meth:`rag.embeddings.Embedder.embed_passages_and_spans`), because a question usually asks
     about one sentence of a passage: re-ranking and extractive answers use the
     best sentence, and citations the sentence closest to a claim.  Embedding
     them per question cost ~0.9 s of a 1 s search (bench/README.md).  Stored as
