@@ -86,8 +86,7 @@ def open_assistant(copies: int, **overrides) -> Assistant:
     embedder = Embedder.from_settings(settings)
     report = update_index(settings, ReplicatingEmbedder(embedder), progress=True)
     print(report.summary())
-    assistant = Assistant(settings)
-    assistant.embedder = embedder
+    assistant = Assistant(settings, embedder=embedder)
     return assistant
 
 

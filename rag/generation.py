@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import openai
 
 from .config import Settings
+from .errors import UserError
 from .language import language_name
 from .retrieval import Hit
 from .tokens import count_tokens
@@ -40,7 +41,7 @@ the conversation, resolving pronouns and references from it. Keep the language o
 Reply with the question only."""
 
 
-class LLMError(RuntimeError):
+class LLMError(UserError, RuntimeError):
     """The language model could not answer; the message says what failed and what to do."""
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from rag.answers import Answer
+from rag.answers import Answer, FinalAnswer
 from rag.assistant import AddedFile, Assistant
-from rag.cli import EXPECTED_ERRORS
 from rag.config import Settings
 from rag.corpus import ArticleError, CorpusError
+from rag.errors import UserError
 from rag.generation import Turn
 from rag.indexing import IndexReport
 from rag.language import language_name
@@ -175,7 +175,7 @@ class ChatApp:
         yield self.banner("no index yet: building it, see the progress below…" if first else "checking the index…")
         try:
             self.update_index(progress)
-        except EXPECTED_ERRORS as exc:
+        except UserError as exc:
             yield self.banner(f"index unavailable: {exc}")
             return
         yield self.banner()
@@ -193,16 +193,16 @@ class ChatApp:
         try:
             while True:
                 with self.lock.reading():
-                    item = next(stream)
-                if isinstance(item, Answer):
+                    event = next(stream)
+                if isinstance(event, FinalAnswer):
                     break
-                text += item
+                text += event.text
                 yield gr.skip(), chat_messages(answers, (question, streaming_markdown(text))), gr.skip(), gr.skip()
-        except EXPECTED_ERRORS as exc:
+        except UserError as exc:
             failed = f'<span class="unsupported">⚠ {escape_text(str(exc))}</span>'
             yield gr.skip(), chat_messages(answers, (question, failed)), gr.skip(), gr.skip()
             return
-        answers = [*answers, item]
+        answers = [*answers, event.answer]
         yield gr.skip(), chat_messages(answers), sources_html(answers), answers
 
     def add_files(self, paths: list[str] | None, progress=gr.Progress(track_tqdm=True)) -> tuple:
@@ -234,7 +234,7 @@ class ChatApp:
         if added:
             try:
                 report = self.update_index(progress)
-            except EXPECTED_ERRORS as exc:
+            except UserError as exc:
                 results.append((False, f"the index was not updated: {exc}"))
             else:
                 results.append((True, report.summary()))
