@@ -141,27 +141,31 @@ def _is_name(word: str) -> bool:
     return word[0].isupper() or word[0].isdigit()
 
 
-def name_phrases(text: str) -> list[str]:
-    """Runs of capitalised words and numbers: ``"Kapan Hai Phong ... Incheon?"`` gives ``["Hai Phong", "Incheon"]``.
+def name_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the runs of capitalised words and numbers in ``text``.
 
-    The first word is left out (capitalised anyway), and so is a possessive
-    ``'s``.  Names are what carries over between languages, so they are what
+    The first word is left out (capitalised anyway); a possessive ``'s`` ends a
+    run.  Names are what carries over between languages, so they are what
     lexical matching and the "is this in the corpus at all?" check look at.
     """
-    phrases: list[list[str]] = []
+    spans: list[tuple[int, int]] = []
     previous_end = None
-    for index, match in enumerate(_WORD.finditer(text.replace("'s ", " ").replace("’s ", " "))):
+    for index, match in enumerate(_WORD.finditer(text)):
         word = match.group()
         if index == 0 or not _is_name(word):
             previous_end = None
             continue
-        joined = previous_end is not None and text[previous_end:match.start()].strip() == ""
-        if joined:
-            phrases[-1].append(word)
+        if previous_end is not None and text[previous_end:match.start()].strip() == "":
+            spans[-1] = (spans[-1][0], match.end())
         else:
-            phrases.append([word])
+            spans.append((match.start(), match.end()))
         previous_end = match.end()
-    return [" ".join(words) for words in phrases]
+    return spans
+
+
+def name_phrases(text: str) -> list[str]:
+    """Runs of capitalised words and numbers: ``"Kapan Hai Phong ... Incheon?"`` gives ``["Hai Phong", "Incheon"]``."""
+    return [text[start:end] for start, end in name_spans(text)]
 
 
 def name_tokens(text: str) -> set[str]:
@@ -175,9 +179,9 @@ TITLE_WORDS = frozenset(
     "city province prefecture district mayor governor president prime minister chairman deputy vice director "
     "council committee people party south north east west central "
     "kota wali walikota provinsi kabupaten dewan rakyat komite ketua wakil bapak presiden menteri perdana gubernur "
-    "direktur kepala badan partai kamerad selatan utara timur barat tengah wilayah negeri bandar datuk naib "
+    "direktur kepala badan partai kamerad tetap anggota selatan utara timur barat tengah wilayah negeri bandar datuk naib "
     "pengerusi jawatankuasa encik "
-    "tinh huyen tich dong nhan truong tuong giam".split()
+    "tinh huyen tich dong nhan truong tuong giam tp ubnd hdnd hlv".split()
 )
 
 

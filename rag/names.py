@@ -1,0 +1,401 @@
+"""Names of places, countries, people and organisations, normalised across languages.
+
+An Indonesian article writes ``Kota Ho Chi Minh`` and ``Korea Selatan``, a
+Vietnamese one ``TP.HCM`` and ``Hàn Quốc``, the question ``Ho Chi Minh City``
+and ``South Korea``: lexical matching needs one key per entity.  The
+gazetteer comes from kept data, not hand lists: Vietnam's current provinces
+(``vietnam-provinces``, after the 2025 merger) and the 63 before it (ISO
+3166-2 through ``pycountry``: an article about Bắc Kạn is about Bắc Kạn, so a
+merged-away province keeps its own key), country names in vi/id/ms/en from
+CLDR (``babel``), Japanese prefectures and Korean provinces from ISO 3166-2,
+and a small data file (``data/partner_localities.toml``) for the partner cities
+and the spellings news uses that no library has.  Capitalised words the
+gazetteer does not know become ``name:`` keys (see
+:func:`rag.language.name_spans`), so ``Shin Sang Jin`` in an Indonesian article
+and in an English question share one.
+
+All spellings are compiled into one regular expression shaped as a trie over
+folded text, so a text is scanned once; it runs on every chunk at index time.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import pycountry
+from babel import Locale
+from vietnam_provinces import Province
+
+from .language import TITLE_WORDS, fold, name_spans
+
+
+@dataclass(frozen=True)
+class NameMention:
+    key: str  # "loc:vn:ho-chi-minh", "country:kr", "loc:kr:seongnam", "name:shin sang jin"
+    surface: str  # the text as written
+    start: int  # character offsets in the text given
+    end: int
+    kind: str  # "country" | "province" (Vietnam) | "locality" (partner localities) | "name" (other)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    key: str
+    kind: str
+    exact: str | None = None  # when set, the text must read exactly this (acronyms such as "AS", "Mỹ")
+
+
+# The languages whose country names are taken from CLDR: the corpus's and the users'.
+COUNTRY_NAME_LANGUAGES = ("vi", "id", "ms", "en")
+
+# Short forms news uses that CLDR lists under another (official) name.  Exact ones are case- and
+# accent-sensitive: "AS" and "Mỹ" are names only written so ("as" and "my" are ordinary words).
+_COUNTRY_SHORT_FORMS = {
+    "kr": ["Korea", "Republic of Korea", "Republik Korea", "Đại Hàn Dân Quốc", "Hàn"],
+    "kp": ["Bắc Triều Tiên", "Korea Utara", "Democratic People's Republic of Korea"],
+    "jp": ["Nhật", "Jepun", "Jepang"],
+    "cn": ["China", "Tiongkok", "Tionghoa", "Trung Quốc"],
+    "us": ["Hoa Kỳ", "Amerika", "America", "United States of America", "the US", "U.S."],
+    "gb": ["Anh Quốc", "Vương quốc Anh", "Inggris", "Britain", "Great Britain", "Britania Raya"],
+    "vn": ["Viet Nam", "Việt Nam", "Vietnam"],
+    "la": ["Lao", "Laos"],
+    "kh": ["Kampuchea", "Campuchia", "Kemboja"],
+    "ph": ["Filipina", "Philippines"],
+}
+_COUNTRY_EXACT_FORMS = {"us": ["AS", "USA", "US", "Mỹ"], "gb": ["UK"], "kr": ["ROK"], "kp": ["DPRK", "CHDCND Triều Tiên"]}
+# Adjectives and demonyms news uses for the countries the corpus is about.
+_DEMONYMS = {
+    "kr": ["Korean", "Koreans"],
+    "jp": ["Japanese"],
+    "vn": ["Vietnamese"],
+    "cn": ["Chinese"],
+    "id": ["Indonesian", "Indonesians"],
+    "my": ["Malaysian", "Malaysians"],
+    "th": ["Thai"],
+    "la": ["Laotian"],
+    "kh": ["Cambodian", "Cambodians"],
+    "ph": ["Filipino", "Philippine"],
+    "sg": ["Singaporean"],
+    "us": ["American", "Americans"],
+    "au": ["Australian"],
+    "in": ["Indian"],
+    "fr": ["French"],
+    "de": ["German"],
+    "ru": ["Russian"],
+    "gb": ["British"],
+}
+
+# Vietnam: spellings written without spaces, and names news uses for a unit besides its own.
+_VN_EXTRA_SPELLINGS = {
+    "ho-chi-minh": ["Sài Gòn", "Saigon", "HCM", "Hồ Chí Minh City", "HCM City"],
+    "ha-noi": ["Hanoi"],
+    "da-nang": ["Danang"],
+    "hai-phong": ["Haiphong"],
+    "hue": ["Thừa Thiên Huế", "Thua Thien Hue"],
+}
+_VN_EXACT_SPELLINGS = {"ho-chi-minh": ["HCMC", "TPHCM", "TP.HCM", "TP. HCM", "TP HCM", "Tp.HCM", "Tp. HCM", "Tp HCM", "TP.Hồ Chí Minh"]}
+# Renamed rather than merged in 2025: the same unit, so one key.
+_VN_RENAMED = {"thua-thien-hue": "hue"}
+
+# Place-type words around a place name ("tỉnh Thanh Hóa", "Kota Seongnam", "Yamanashi Prefecture"):
+# taken into the mention so they do not linger as names of their own.
+_PLACE_PREFIXES = (
+    "tinh", "thanh pho", "tp", "tp.", "kota", "provinsi", "prefektur", "wilayah", "bandar raya", "bandar", "negeri",
+    "daerah", "city of", "province of", "prefecture of", "wali kota", "walikota",
+)
+_PLACE_SUFFIXES = ("province", "city", "prefecture", "metropolitan city", "special city", "-do", "-si")
+
+# A one-word spelling this short ("Mie", "Nara", "Nga", "Đức") is a name's part as often as a place:
+# it counts only when no other capitalised word touches it ("Mie Ayam", "Nguyễn Văn Đức" are not places)
+# and no word addressing a person comes before it ("ông Đức", "bà Nga", "Pak Nara").
+_SHORT = 4
+_PERSON_ADDRESS = frozenset("ong ba anh chi em co chu bac mr mrs ms dr pak bu bapak ibu tn encik puan".split())
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", fold(name)).strip("-")
+
+
+def _spelling_form(text: str) -> str:
+    """How a spelling is looked up: folded, hyphens as spaces, single spaces."""
+    return " ".join(fold(text).translate(_DASHES).split())
+
+
+_DASHES = str.maketrans({"-": " ", "–": " ", "—": " ", "\u00a0": " ", "\t": " "})
+
+
+def _vietnam_entries() -> dict[str, list[str]]:
+    """key -> spellings for Vietnam's current 34 units and the legacy 63 provinces."""
+    units: dict[str, list[str]] = {}
+    for province in Province.iter_all():
+        name = re.sub(r"^(Thành phố|Tỉnh)\s+", "", province.name)
+        units.setdefault(f"loc:vn:{province.codename.replace('_', '-')}", []).append(name)
+    for subdivision in pycountry.subdivisions.get(country_code="VN"):
+        slug = _slug(subdivision.name)
+        units.setdefault(f"loc:vn:{_VN_RENAMED.get(slug, slug)}", []).append(subdivision.name)
+    for slug, spellings in _VN_EXTRA_SPELLINGS.items():
+        units[f"loc:vn:{slug}"].extend(spellings)
+    return units
+
+
+def _partner_entries() -> dict[str, list[str]]:
+    """key -> spellings for Japanese prefectures, Korean provinces (ISO 3166-2) and the cities of the data file."""
+    units: dict[str, list[str]] = {}
+    for country in ("JP", "KR"):
+        for subdivision in pycountry.subdivisions.get(country_code=country):
+            base = subdivision.name.split("-")[0]
+            units.setdefault(f"loc:{country.lower()}:{_slug(base)}", []).extend([subdivision.name, base])
+    table = tomllib.loads(resources.files("rag").joinpath("data/partner_localities.toml").read_text("utf-8"))
+    for country, places in table.items():
+        for slug, spellings in places.items():
+            units.setdefault(f"loc:{country}:{slug}", []).extend(spellings)
+    return units
+
+
+def _country_entries() -> dict[str, list[str]]:
+    """key -> spellings: CLDR names in vi/id/ms/en, pycountry's English names, short forms and demonyms."""
+    codes = {country.alpha_2 for country in pycountry.countries}
+    units: dict[str, list[str]] = {}
+    for language in COUNTRY_NAME_LANGUAGES:
+        for code, name in Locale(language).territories.items():
+            if code in codes:
+                units.setdefault(f"country:{code.lower()}", []).append(name)
+    for country in pycountry.countries:
+        names = [getattr(country, field, None) for field in ("name", "common_name")]
+        units.setdefault(f"country:{country.alpha_2.lower()}", []).extend(n for n in names if n and "," not in n)
+    for table in (_COUNTRY_SHORT_FORMS, _DEMONYMS):
+        for code, spellings in table.items():
+            units[f"country:{code}"].extend(spellings)
+    return units
+
+
+@dataclass(frozen=True)
+class _Gazetteer:
+    pattern: re.Pattern
+    entries: dict[str, list[_Entry]]  # spelling form -> the entries written so
+
+
+@lru_cache(maxsize=1)
+def _gazetteer() -> _Gazetteer:
+    entries: dict[str, list[_Entry]] = {}
+
+    def add(spelling: str, entry: _Entry) -> None:
+        form = _spelling_form(spelling)
+        if form and entry not in entries.setdefault(form, []):
+            entries[form].append(entry)
+
+    for kind, units in (("province", _vietnam_entries()), ("locality", _partner_entries()), ("country", _country_entries())):
+        for key, spellings in units.items():
+            for spelling in spellings:
+                add(spelling, _Entry(key, kind))
+    for slug, spellings in _VN_EXACT_SPELLINGS.items():
+        for spelling in spellings:
+            add(spelling, _Entry(f"loc:vn:{slug}", "province", exact=spelling))
+    for code, spellings in _COUNTRY_EXACT_FORMS.items():
+        for spelling in spellings:
+            add(spelling, _Entry(f"country:{code}", "country", exact=spelling))
+    core = _trie_regex(entries)
+    prefixes = "|".join(_word_regex(p) for p in sorted(_PLACE_PREFIXES, key=len, reverse=True))
+    suffixes = "|".join(_word_regex(s.lstrip("-")) for s in sorted(_PLACE_SUFFIXES, key=len, reverse=True))
+    pattern = re.compile(
+        rf"(?<!\w)(?:(?P<pre>(?:{prefixes}) *))?(?P<core>{core})(?!\w)(?P<suf> +(?:{suffixes})(?!\w))?"
+    )
+    return _Gazetteer(pattern, entries)
+
+
+def _word_regex(text: str) -> str:
+    return " +".join(re.escape(word) for word in _spelling_form(text).split(" "))
+
+
+def _trie_regex(words) -> str:
+    """One regex matching any of ``words``, shaped as a trie so matching does not try them one by one.
+
+    Longer continuations come before a word's end, so the longest spelling wins.
+    """
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict) -> str:
+        ends = "" in node
+        branches = [(" +" if ch == " " else re.escape(ch)) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if ends:
+            return f"(?:{body})?"
+        return body
+
+    return emit(trie)
+
+
+def _fold_char(ch: str) -> str:
+    folded = fold(ch).translate(_DASHES)
+    return folded if len(folded) == 1 else ch
+
+
+# Folding that keeps every character in place, so offsets in the folded text are offsets in the original.
+_SAME_LENGTH_FOLD = {
+    code: _fold_char(chr(code))
+    for block in (range(0x41, 0x5B), range(0xA0, 0x250), range(0x1E00, 0x1F00), range(0x2010, 0x2016))
+    for code in block
+    if _fold_char(chr(code)) != chr(code)
+}
+_SAME_LENGTH_FOLD.update({ord("-"): " ", ord("\t"): " "})
+
+
+def _searchable(text: str) -> tuple[str, list[int] | None]:
+    """``text`` folded for matching, and the original offset of each folded character when they differ."""
+    if unicodedata.is_normalized("NFC", text):
+        return text.translate(_SAME_LENGTH_FOLD), None
+    parts, offsets = [], []
+    for index, ch in enumerate(text):
+        folded = fold(ch).translate(_DASHES)
+        parts.append(folded)
+        offsets.extend([index] * len(folded))
+    offsets.append(len(text))
+    return "".join(parts), offsets
+
+
+def _capitalised(surface: str) -> bool:
+    return all(word[0].isupper() or word[0].isdigit() for word in surface.replace("-", " ").split())
+
+
+def _part_of_a_name(text: str, start: int, end: int, entry: _Entry) -> bool:
+    """Whether the word at ``start:end`` touches another capitalised word or follows a person's title.
+
+    A spelling that is only a name when written exactly so ("Mỹ") may be followed by one:
+    "Tổng thống Mỹ Donald Trump".
+    """
+    before = re.search(r"(\w+)\.?[ \-]$", text[max(0, start - 40):start])
+    after = re.match(r"[ \-](\w+)", text[end:end + 40])
+    if before and (before.group(1)[0].isupper() or fold(before.group(1)) in _PERSON_ADDRESS):
+        return True
+    return entry.exact is None and bool(after and after.group(1)[0].isupper())
+
+
+def _gazetteer_mentions(text: str) -> list[NameMention]:
+    gazetteer = _gazetteer()
+    searchable, offsets = _searchable(text)
+
+    def original(position: int) -> int:
+        return offsets[position] if offsets else position
+
+    mentions = []
+    for match in gazetteer.pattern.finditer(searchable):
+        core_start, core_end = original(match.start("core")), original(match.end("core"))
+        core = text[core_start:core_end]
+        entry = _pick_entry(gazetteer.entries[" ".join(match.group("core").split())], core)
+        if entry is None:
+            continue
+        start, end = core_start, core_end
+        if entry.kind != "country":
+            start, end = original(match.start()), original(match.end())
+        if len(core) <= _SHORT and start == core_start and end == core_end and _part_of_a_name(text, start, end, entry):
+            continue
+        mentions.append(NameMention(entry.key, text[start:end], start, end, entry.kind))
+    return mentions
+
+
+def _pick_entry(entries: list[_Entry], core: str) -> _Entry | None:
+    """The entry ``core`` (as written) stands for: an exact spelling if it is one, else a capitalised name."""
+    exact = [e for e in entries if e.exact is not None and e.exact == core]
+    if exact:
+        return exact[0]
+    loose = [e for e in entries if e.exact is None]
+    if not loose or not _capitalised(core):
+        return None
+    # One spelling, several entities ("Georgia"): the first listed (Vietnam, then partners, then countries) wins.
+    return loose[0]
+
+
+_WORD = re.compile(r"\w[\w-]*")
+
+
+def _name_mentions(text: str, taken: list[tuple[int, int]]) -> list[NameMention]:
+    """Capitalised runs outside the gazetteer mentions, split at title words, as ``name:`` keys.
+
+    A lone word that opens a sentence, that the text also writes in lower
+    case, or that is a Vietnamese syllable followed by a lower-case one, is an
+    ordinary word: Vietnamese capitalises every syllable of a name but only the
+    first of a title or institution ("Chủ tịch", "Tổng thống", "Công an").
+    """
+    lower_words = {word for word in _WORD.findall(text) if word[0].islower()}
+    mentions = []
+    for start, end in name_spans(text):
+        words = list(_WORD.finditer(text, start, end))
+        group: list[re.Match] = []
+        for word in [*words, None]:
+            position = word.start() if word else None
+            if word is not None and not _is_title_or_number(word.group()) and not _inside(position, taken):
+                group.append(word)
+                continue
+            if group:
+                first, last = group[0].start(), group[-1].end()
+                lone = len(group) == 1
+                if not (lone and _ordinary_word(text, group[0], lower_words)):
+                    key = "name:" + " ".join(fold(w.group()).replace("-", " ") for w in group)
+                    mentions.append(NameMention(" ".join(key.split()), text[first:last], first, last, "name"))
+                group = []
+    return mentions
+
+
+@lru_cache(maxsize=1)
+def _calendar_and_currency_words() -> frozenset[str]:
+    """Capitalised words that name no one: days, months (CLDR, in the corpus's languages) and currencies."""
+    words = set()
+    for language in COUNTRY_NAME_LANGUAGES:
+        locale = Locale(language)
+        for table in (locale.days, locale.months):
+            for width in ("wide", "abbreviated"):
+                words.update(w for name in table["format"][width].values() for w in _spelling_form(name).split())
+        words.update(fold(symbol) for symbol in locale.currency_symbols.values())
+    words.update(fold(currency.alpha_3) for currency in pycountry.currencies)
+    return frozenset(words)
+
+
+def _is_title_or_number(word: str) -> bool:
+    folded = fold(word)
+    return folded in TITLE_WORDS or word.isdigit() or len(word) == 1 or folded in _calendar_and_currency_words()
+
+
+def _inside(position: int, spans: list[tuple[int, int]]) -> bool:
+    return any(start <= position < end for start, end in spans)
+
+
+def _ordinary_word(text: str, word: re.Match, lower_words: set[str]) -> bool:
+    if _opens_sentence(text, word.start()) or word.group().lower() in lower_words:
+        return True
+    next_word = re.match(r" (\w)", text[word.end():word.end() + 2])
+    return not word.group().isascii() and bool(next_word and next_word.group(1).islower())
+
+
+def _opens_sentence(text: str, start: int) -> bool:
+    """Whether the word at ``start`` begins a sentence or line, where any word is capitalised."""
+    before = text[:start].rstrip(" \t\"'“‘(")
+    return not before or before[-1] in ".!?:;\n"
+
+
+def find_names(text: str) -> list[NameMention]:
+    """Every mention in ``text``, in order: gazetteer entries (longest spelling first) and other names, no overlaps."""
+    places = _gazetteer_mentions(text)
+    names = _name_mentions(text, [(m.start, m.end) for m in places])
+    return sorted(places + names, key=lambda m: m.start)
+
+
+def name_keys(text: str) -> frozenset[str]:
+    """The keys of :func:`find_names`."""
+    return frozenset(m.key for m in find_names(text))
+
+
+def gazetteer_keys(text: str) -> frozenset[str]:
+    """Only the gazetteer keys of ``text`` (places and countries, no ``name:`` keys)."""
+    return frozenset(m.key for m in _gazetteer_mentions(text))

@@ -1,0 +1,101 @@
+"""Names normalised across languages: one key for every spelling of a place, country or person."""
+
+import pytest
+
+from rag.names import NameMention, find_names, gazetteer_keys, name_keys
+
+SAME_ENTITY = [
+    ("loc:vn:ha-noi", ["Hà Nội", "Hanoi", "Ha Noi", "Thành phố Hà Nội", "Kota Hanoi"]),
+    ("loc:vn:ho-chi-minh", ["TP HCM", "TPHCM", "TP.HCM", "Kota Ho Chi Minh", "Thành phố Hồ Chí Minh",
+                            "Ho Chi Minh City", "HCMC", "Sài Gòn", "Saigon"]),
+    ("country:kr", ["Hàn Quốc", "Korea Selatan", "South Korea", "Korea"]),
+    ("country:jp", ["Nhật Bản", "Jepang", "Jepun", "Japan"]),
+    ("country:cn", ["Trung Quốc", "Tiongkok", "China"]),
+    ("country:us", ["Hoa Kỳ", "Mỹ", "Amerika Serikat", "Amerika Syarikat", "AS", "USA", "United States"]),
+    ("loc:vn:thanh-hoa", ["Thanh Hóa", "Thanh Hoa", "tỉnh Thanh Hóa", "Provinsi Thanh Hoa", "Thanh Hoa Province"]),
+    ("loc:vn:da-nang", ["Đà Nẵng", "Da Nang", "Danang"]),
+]
+
+
+@pytest.mark.parametrize(("key", "spellings"), SAME_ENTITY)
+def test_every_spelling_of_an_entity_gives_its_key(key, spellings):
+    for spelling in spellings:
+        assert gazetteer_keys(f"Berita dari {spelling} hari ini.") == {key}, spelling
+
+
+def test_ordinary_words_that_look_like_names_are_not_names():
+    assert gazetteer_keys("as my friend said, it is my view") == frozenset()
+    assert gazetteer_keys("Tôi gặp ông Đức và bà Nga ở Hà Nội.") == {"loc:vn:ha-noi"}  # people, not Germany/Russia
+    assert "country:us" in gazetteer_keys("Tổng thống Mỹ Donald Trump phát biểu.")
+
+
+def test_mentions_carry_offsets_into_the_text_given():
+    text = "Di pihak Kota Seongnam, ada Bapak Shin Sang Jin, Wali Kota kota; Bapak An Kwang Lim, Wakil Ketua Dewan Kota."
+    mentions = find_names(text)
+    assert all(text[m.start:m.end] == m.surface for m in mentions)
+    assert NameMention("loc:kr:seongnam", "Kota Seongnam", 9, 22, "locality") in mentions
+    assert NameMention("name:shin sang jin", "Shin Sang Jin", 34, 47, "name") in mentions
+    assert "name:an kwang lim" in {m.key for m in mentions}
+
+
+def test_offsets_hold_for_decomposed_text():
+    import unicodedata
+
+    text = unicodedata.normalize("NFD", "Lãnh đạo TP Hồ Chí Minh tiếp đoàn Daejeon.")
+    mentions = find_names(text)
+    assert {m.key for m in mentions} == {"loc:vn:ho-chi-minh", "loc:kr:daejeon"}
+    assert all(text[m.start:m.end] == m.surface for m in mentions)
+
+
+def test_mentions_do_not_overlap_and_the_longest_spelling_wins():
+    mentions = find_names("Quan hệ Việt Nam - Hàn Quốc và Triều Tiên; hubungan Korea Utara dan Korea Selatan.")
+    assert [m.key for m in mentions] == ["country:vn", "country:kr", "country:kp", "country:kp", "country:kr"]
+    spans = sorted((m.start, m.end) for m in mentions)
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+
+
+def test_legacy_province_keeps_its_own_key_and_current_province_has_one():
+    # Bắc Kạn merged into Thái Nguyên in 2025: an article about Bắc Kạn is still about Bắc Kạn.
+    assert gazetteer_keys("Cadangan timbal di Bắc Kạn terbesar.") == {"loc:vn:bac-kan"}
+    assert gazetteer_keys("Cadangan timbal di Bac Kan terbesar.") == {"loc:vn:bac-kan"}
+    assert gazetteer_keys("Tỉnh Thái Nguyên mới.") == {"loc:vn:thai-nguyen"}
+    # renamed, not merged: Thừa Thiên Huế is today's city of Huế
+    assert gazetteer_keys("Thua Thien Hue dan Thành phố Huế.") == {"loc:vn:hue"}
+
+
+@pytest.mark.parametrize("text", [
+    "Tỉnh Thanh Hóa và tỉnh Yamanashi ký kết hợp tác.",
+    "Provinsi Thanh Hoa dan Prefektur Yamanashi menandatangani kerja sama.",
+    "Wilayah Thanh Hoa dan wilayah Yamanashi menandatangani kerjasama.",
+    "Thanh Hoa Province and Yamanashi Prefecture signed an agreement.",
+])
+def test_a_japanese_prefecture_in_every_language(text):
+    assert gazetteer_keys(text) == {"loc:vn:thanh-hoa", "loc:jp:yamanashi"}
+
+
+@pytest.mark.parametrize("text", [
+    "Lãnh đạo TP HCM tiếp đoàn công tác TP Daejeon - Hàn Quốc.",
+    "Pemimpin Kota Ho Chi Minh menerima delegasi Kota Daejeon, Korea Selatan.",
+    "Pemimpin Bandar Raya Ho Chi Minh menerima delegasi Bandar Daejeon, Korea Selatan.",
+    "Ho Chi Minh City leaders received a delegation from Daejeon, South Korea.",
+])
+def test_a_korean_city_in_every_language(text):
+    assert gazetteer_keys(text) == {"loc:vn:ho-chi-minh", "loc:kr:daejeon", "country:kr"}
+
+
+def test_people_share_a_key_across_languages_without_their_titles():
+    indonesian = name_keys("Menanggapi hal tersebut, Bapak Shin Sang Jin, Wali Kota Seongnam, mengatakan.")
+    english = name_keys("What did Mayor Shin Sang-jin of Seongnam say?")
+    assert {"name:shin sang jin", "loc:kr:seongnam"} <= indonesian & english
+    assert not any(key.startswith("name:") and ("wali" in key or "mayor" in key) for key in indonesian | english)
+
+
+def test_vietnamese_titles_and_calendar_words_are_not_names():
+    keys = name_keys("Hôm nay, Chủ tịch nước gặp Thủ tướng tại Hà Nội vào Thứ Hai. Pada hari Selasa, Rp 5 juta.")
+    assert not any(key.startswith("name:") for key in keys), keys
+
+
+def test_gazetteer_keys_leave_out_other_names():
+    text = "Menanggapi hal tersebut, Bapak Shin Sang Jin, Wali Kota Seongnam, mengatakan."
+    assert gazetteer_keys(text) == {"loc:kr:seongnam"}
+    assert gazetteer_keys(text) < name_keys(text)
