@@ -66,27 +66,80 @@ def test_a_marker_pointing_to_no_source_is_removed_and_noted(with_llm, llm_serve
 
 
 def test_an_unsupported_claim_is_flagged(with_llm, llm_server):
-    llm_server.script("The Eiffel Tower was painted green by Gustave Eiffel in 1889 [1].")
+    llm_server.script("Yamanashi agreed with Thanh Hoa's cooperation proposals [1]. "
+                      "The Eiffel Tower was painted green by Gustave Eiffel in 1889 [1].")
     answer = with_llm.answer("What did Thanh Hoa agree with Yamanashi?")
-    assert "⚠" in answer.text
-    assert answer.citations[0].supported is False
-    assert any("Not backed" in note for note in answer.notes)
+    assert answer.mode == MODE_LLM
+    assert answer.text == ("Yamanashi agreed with Thanh Hoa's cooperation proposals. [1] "
+                           "The Eiffel Tower was painted green by Gustave Eiffel in 1889. [1] ⚠")
+    assert any("Eiffel" in note and "does not mention" in note for note in answer.notes)
+
+
+@pytest.mark.parametrize(("reply", "why"), [
+    ("[1] [2] [3] [4] [5]", "no text besides citation markers"),  # what a 1.5B model answered
+    ("Yamanashi agreed to keep exchanging cooperation opportunities with Thanh Hoa.", "cites a source"),
+    ("The Eiffel Tower was painted green by Gustave Eiffel in 1889 [1].", "none of its claims is backed"),
+    ("", "it was empty"),
+])
+def test_an_unusable_generated_answer_falls_back_to_the_extract_and_says_why(with_llm, llm_server, reply, why):
+    llm_server.script(reply)
+    answer = with_llm.answer("What did Thanh Hoa agree with Yamanashi?")
+    assert answer.mode == MODE_EXTRACTIVE and not answer.refused
+    assert answer.citations[0].hit.passage.doc_id == YAMANASHI
+    [note] = answer.notes
+    assert note.startswith("The language model's answer was not used (") and why in note
+    assert note.endswith("these are the most relevant sentences from the articles, quoted in their original language.")
+
+
+def test_the_wrong_mayor_is_not_presented_as_an_answer(with_llm, llm_server):
+    llm_server.script("Wali Kota Daejeon adalah Bapak Shin Sang Jin. [1]")  # he is Seongnam's mayor
+    answer = with_llm.answer("Siapa Wali Kota Daejeon?")
+    assert "Shin Sang Jin" not in answer.text
+    assert answer.refused and answer.text == "Informasi ini tidak ditemukan dalam artikel."
+    [note] = answer.notes
+    assert note.startswith("Jawaban model bahasa tidak dipakai (") and "none of its claims is backed" in note
+
+
+def test_markers_before_their_sentences_and_placeholders_are_read(with_llm, llm_server):
+    def respond(request):
+        [n, *_] = source_numbers_of(llm_server.last_request, YAMANASHI)
+        return f"[{n}] Yamanashi agreed to the cooperation proposal. [n] Thanh Hoa invited Yamanashi's leaders to visit."
+
+    llm_server.responder = respond
+    answer = with_llm.answer("What did Thanh Hoa agree with Yamanashi?")
+    n = answer.citations[0].n
+    assert answer.text == (f"Yamanashi agreed to the cooperation proposal. [{n}] "
+                           "Thanh Hoa invited Yamanashi's leaders to visit. ⚠")
+    assert "Removed citation marker(s) [n]: no such source." in answer.notes
+    assert any("it cites no source" in note for note in answer.notes)
 
 
 def test_the_refusal_sentinel_becomes_not_found_in_the_question_language(with_llm, llm_server):
     llm_server.script("NOT_FOUND")
     answer = with_llm.answer("Đà Nẵng đã ký gì với Busan?")
     assert answer.refused and answer.text == "Không tìm thấy thông tin này trong các bài báo."
-    assert answer.citations == [] and answer.passages  # the passages are still shown
+    assert answer.citations == () and answer.passages  # the passages are still shown
 
 
-@pytest.mark.parametrize("reply", [Reply(status=500), Reply(delay=5)], ids=["error", "hung"])
-def test_a_failing_endpoint_falls_back_to_an_extractive_answer(with_llm, llm_server, reply):
+@pytest.mark.parametrize(("reply", "reason"), [(Reply(status=500), "HTTP 500"), (Reply(delay=5), "timed out")],
+                         ids=["error", "hung"])
+def test_a_failing_endpoint_falls_back_to_an_extractive_answer(with_llm, llm_server, reply, reason):
     llm_server.script(reply)
     answer = with_llm.answer("What did Thanh Hoa agree with Yamanashi?")
     assert answer.mode == MODE_EXTRACTIVE and not answer.refused
-    assert any("language model failed" in note for note in answer.notes)
     assert answer.citations[0].hit.passage.doc_id == YAMANASHI
+    [note] = answer.notes  # one note, and never "no language model is configured" beside it
+    assert note.startswith("The language model failed (") and reason in note
+    assert note.endswith("these are the most relevant sentences from the articles, quoted in their original language.")
+
+
+def test_a_failing_endpoint_and_nothing_to_extract_is_one_note(with_llm, llm_server):
+    llm_server.script(Reply(status=500))
+    answer = with_llm.answer("What did Da Nang sign with Busan?")
+    assert answer.refused and answer.notes == (
+        f"The language model failed (language model test-model at {llm_server.base_url} returned HTTP 500: "
+        "Scripted error 500 (server_error))."
+    ,)
 
 
 def test_a_follow_up_is_rewritten_before_retrieval(with_llm, llm_server):
