@@ -97,7 +97,7 @@ def percentile(values: list[float], q: float) -> float:
 def time_stages(assistant: Assistant, question: str, timings: dict[str, list[tuple[float, float]]]) -> None:
     """One question through the retriever's steps, each timed (wall, CPU), then the prompt built from its hits."""
     s = assistant.settings
-    store, lexical, embedder, retriever = assistant.store, assistant.lexical, assistant.embedder, assistant.retriever
+    store, lexical, embedder, retriever = assistant.store, assistant.lexical, assistant.embedder, assistant.retriever()
     clock = now()
 
     def lap(stage: str) -> None:

@@ -3,8 +3,10 @@
 The assistant (embedding model, open index) is shared by everyone using the
 page; each browser session keeps its own conversation in a ``gr.State``, so
 people chatting at the same time never see each other's turns.  Answers may
-run side by side, but an index update (first build, new articles) waits for
-them and they wait for it, because an update closes the index they read.
+run side by side; an index update (first build, new articles) waits for the
+running answers, and a question asked during an update waits for it, so that
+an article just added can be asked about at once.  (Each answer reads its own
+snapshot of the index, so an update could not break a running answer.)
 """
 
 from __future__ import annotations
