@@ -20,6 +20,7 @@ folded text, so a text is scanned once; it runs on every chunk at index time.
 
 from __future__ import annotations
 
+import bisect
 import re
 import tomllib
 import unicodedata
@@ -46,7 +47,8 @@ class NameMention:
 @dataclass(frozen=True)
 class _Entry:
     key: str
-    kind: str
+    kind: str  # as NameMention.kind, or "" for a longer name that is no place ("Thái Bình Dương")
+    accents: tuple[str, ...]  # the accents of each word of the spelling (see _accents)
     exact: str | None = None  # when set, the text must read exactly this (acronyms such as "AS", "Mỹ")
 
 
@@ -92,15 +94,17 @@ _DEMONYMS = {
 
 # Vietnam: spellings written without spaces, and names news uses for a unit besides its own.
 _VN_EXTRA_SPELLINGS = {
-    "ho-chi-minh": ["Sài Gòn", "Saigon", "HCM", "Hồ Chí Minh City", "HCM City"],
+    "ho-chi-minh": ["Sài Gòn", "Saigon", "Hồ Chí Minh City", "HCM City"],
     "ha-noi": ["Hanoi"],
     "da-nang": ["Danang"],
     "hai-phong": ["Haiphong"],
     "hue": ["Thừa Thiên Huế", "Thua Thien Hue"],
 }
-_VN_EXACT_SPELLINGS = {"ho-chi-minh": ["HCMC", "TPHCM", "TP.HCM", "TP. HCM", "TP HCM", "Tp.HCM", "Tp. HCM", "Tp HCM", "TP.Hồ Chí Minh"]}
+_VN_EXACT_SPELLINGS = {"ho-chi-minh": ["HCM", "HCMC", "TPHCM", "TP.HCM", "TP. HCM", "TP HCM", "Tp.HCM", "Tp. HCM", "Tp HCM", "TP.Hồ Chí Minh"]}
 # Renamed rather than merged in 2025: the same unit, so one key.
 _VN_RENAMED = {"thua-thien-hue": "hue"}
+# Longer names that contain a place's name but are no place: the Pacific and Indian Oceans.
+_NOT_PLACES = ("Thái Bình Dương", "Ấn Độ Dương")
 
 # Place-type words around a place name ("tỉnh Thanh Hóa", "Kota Seongnam", "Yamanashi Prefecture"):
 # taken into the mention so they do not linger as names of their own.
@@ -108,7 +112,7 @@ _PLACE_PREFIXES = (
     "tinh", "thanh pho", "tp", "tp.", "kota", "provinsi", "prefektur", "wilayah", "bandar raya", "bandar", "negeri",
     "daerah", "city of", "province of", "prefecture of", "wali kota", "walikota",
 )
-_PLACE_SUFFIXES = ("province", "city", "prefecture", "metropolitan city", "special city", "-do", "-si")
+_PLACE_SUFFIXES = ("province", "city", "prefecture", "metropolitan city", "special city")
 
 # A one-word spelling this short ("Mie", "Nara", "Nga", "Đức") is a name's part as often as a place:
 # it counts only when no other capitalised word touches it ("Mie Ayam", "Nguyễn Văn Đức" are not places)
@@ -184,21 +188,24 @@ class _Gazetteer:
 def _gazetteer() -> _Gazetteer:
     entries: dict[str, list[_Entry]] = {}
 
-    def add(spelling: str, entry: _Entry) -> None:
+    def add(spelling: str, key: str, kind: str, exact: bool = False) -> None:
         form = _spelling_form(spelling)
+        entry = _Entry(key, kind, _accents(spelling), spelling if exact else None)
         if form and entry not in entries.setdefault(form, []):
             entries[form].append(entry)
 
     for kind, units in (("province", _vietnam_entries()), ("locality", _partner_entries()), ("country", _country_entries())):
         for key, spellings in units.items():
             for spelling in spellings:
-                add(spelling, _Entry(key, kind))
+                add(spelling, key, kind)
     for slug, spellings in _VN_EXACT_SPELLINGS.items():
         for spelling in spellings:
-            add(spelling, _Entry(f"loc:vn:{slug}", "province", exact=spelling))
+            add(spelling, f"loc:vn:{slug}", "province", exact=True)
     for code, spellings in _COUNTRY_EXACT_FORMS.items():
         for spelling in spellings:
-            add(spelling, _Entry(f"country:{code}", "country", exact=spelling))
+            add(spelling, f"country:{code}", "country", exact=True)
+    for spelling in _NOT_PLACES:
+        add(spelling, "", "")
     core = _trie_regex(entries)
     prefixes = "|".join(_word_regex(p) for p in sorted(_PLACE_PREFIXES, key=len, reverse=True))
     suffixes = "|".join(_word_regex(s.lstrip("-")) for s in sorted(_PLACE_SUFFIXES, key=len, reverse=True))
@@ -282,7 +289,8 @@ def _part_of_a_name(text: str, start: int, end: int, entry: _Entry) -> bool:
     return entry.exact is None and bool(after and after.group(1)[0].isupper())
 
 
-def _gazetteer_mentions(text: str) -> list[NameMention]:
+def gazetteer_mentions(text: str) -> list[NameMention]:
+    """The mentions of gazetteer entries (places and countries) in ``text``, in order."""
     gazetteer = _gazetteer()
     searchable, offsets = _searchable(text)
 
@@ -294,7 +302,7 @@ def _gazetteer_mentions(text: str) -> list[NameMention]:
         core_start, core_end = original(match.start("core")), original(match.end("core"))
         core = text[core_start:core_end]
         entry = _pick_entry(gazetteer.entries[" ".join(match.group("core").split())], core)
-        if entry is None:
+        if entry is None or not entry.kind:
             continue
         start, end = core_start, core_end
         if entry.kind != "country":
@@ -306,46 +314,75 @@ def _gazetteer_mentions(text: str) -> list[NameMention]:
 
 
 def _pick_entry(entries: list[_Entry], core: str) -> _Entry | None:
-    """The entry ``core`` (as written) stands for: an exact spelling if it is one, else a capitalised name."""
+    """The entry ``core`` (as written) stands for: an exact spelling if it is one, else a capitalised name.
+
+    Written with accents, the text must carry the spelling's: Vietnamese tells
+    ``Bỉ`` (Belgium) from ``Bí`` (as in ``Tổng Bí thư``) and ``Nhật`` from
+    ``Nhất`` only by them.  Unaccented text may stand for any spelling.
+    """
     exact = [e for e in entries if e.exact is not None and e.exact == core]
     if exact:
         return exact[0]
-    loose = [e for e in entries if e.exact is None]
-    if not loose or not _capitalised(core):
+    if not _capitalised(core) or _acronym(core):
         return None
+    accents = _accents(core)
+    unaccented = not any(accents)
+    loose = [e for e in entries if e.exact is None and (unaccented or e.accents == accents)]
     # One spelling, several entities ("Georgia"): the first listed (Vietnam, then partners, then countries) wins.
-    return loose[0]
+    return loose[0] if loose else None
+
+
+def _acronym(word: str) -> bool:
+    """A short word in capitals ("BI", "SEC") is an acronym: a place only when listed so ("AS", "UK")."""
+    return len(word) <= _SHORT and word.isupper()
+
+
+def _accents(text: str) -> tuple[str, ...]:
+    """Each word's accents, in any order: old- and new-style tone placement (``Hoà``/``Hòa``) agree."""
+    words = text.casefold().translate(_DASHES).split()
+    return tuple(
+        "".join(sorted(ch for ch in unicodedata.normalize("NFD", word) if unicodedata.combining(ch) or ch == "đ"))
+        for word in words
+    )
 
 
 _WORD = re.compile(r"\w[\w-]*")
 
 
 def _name_mentions(text: str, taken: list[tuple[int, int]]) -> list[NameMention]:
-    """Capitalised runs outside the gazetteer mentions, split at title words, as ``name:`` keys.
-
-    A lone word that opens a sentence, that the text also writes in lower
-    case, or that is a Vietnamese syllable followed by a lower-case one, is an
-    ordinary word: Vietnamese capitalises every syllable of a name but only the
-    first of a title or institution ("Chủ tịch", "Tổng thống", "Công an").
-    """
+    """Capitalised runs outside the gazetteer mentions, split at title words, as ``name:`` keys."""
     lower_words = {word for word in _WORD.findall(text) if word[0].islower()}
     mentions = []
     for start, end in name_spans(text):
-        words = list(_WORD.finditer(text, start, end))
         group: list[re.Match] = []
-        for word in [*words, None]:
-            position = word.start() if word else None
-            if word is not None and not _is_title_or_number(word.group()) and not _inside(position, taken):
+        for word in [*_WORD.finditer(text, start, end), None]:
+            if word is not None and not _is_title_or_number(word.group()) and not _inside(word.start(), taken):
                 group.append(word)
                 continue
+            group = _without_ordinary_words(text, group, lower_words)
             if group:
                 first, last = group[0].start(), group[-1].end()
-                lone = len(group) == 1
-                if not (lone and _ordinary_word(text, group[0], lower_words)):
-                    key = "name:" + " ".join(fold(w.group()).replace("-", " ") for w in group)
-                    mentions.append(NameMention(" ".join(key.split()), text[first:last], first, last, "name"))
-                group = []
+                key = "name:" + " ".join(_fold_word(w.group()).replace("-", " ") for w in group)
+                mentions.append(NameMention(" ".join(key.split()), text[first:last], first, last, "name"))
+            group = []
     return mentions
+
+
+def _without_ordinary_words(text: str, group: list[re.Match], lower_words: set[str]) -> list[re.Match]:
+    """``group`` less the ordinary words that are capitalised only by position or convention.
+
+    A sentence's first word, when the text also writes it in lower case
+    ("Berikut Prabowo Subianto"), is no part of the name.  A lone word is
+    ordinary when it opens a sentence, when the text also writes it in lower
+    case, or when it is a Vietnamese syllable followed by a lower-case one:
+    Vietnamese capitalises every syllable of a name but only the first of a
+    title or institution ("Chủ tịch", "Tổng thống", "Công an").
+    """
+    if len(group) > 1 and _opens_sentence(text, group[0].start()) and group[0].group().lower() in lower_words:
+        group = group[1:]
+    if len(group) == 1 and _ordinary_word(text, group[0], lower_words):
+        return []
+    return group
 
 
 @lru_cache(maxsize=1)
@@ -362,13 +399,21 @@ def _calendar_and_currency_words() -> frozenset[str]:
     return frozenset(words)
 
 
+@lru_cache(maxsize=1 << 16)
+def _fold_word(word: str) -> str:
+    """One word folded; cached, as the same words recur in every chunk."""
+    return fold(word)
+
+
 def _is_title_or_number(word: str) -> bool:
-    folded = fold(word)
+    folded = _fold_word(word)
     return folded in TITLE_WORDS or word.isdigit() or len(word) == 1 or folded in _calendar_and_currency_words()
 
 
 def _inside(position: int, spans: list[tuple[int, int]]) -> bool:
-    return any(start <= position < end for start, end in spans)
+    """Whether ``position`` falls in one of ``spans`` (in order, not overlapping)."""
+    index = bisect.bisect_right(spans, (position, float("inf"))) - 1
+    return index >= 0 and position < spans[index][1]
 
 
 def _ordinary_word(text: str, word: re.Match, lower_words: set[str]) -> bool:
@@ -386,7 +431,7 @@ def _opens_sentence(text: str, start: int) -> bool:
 
 def find_names(text: str) -> list[NameMention]:
     """Every mention in ``text``, in order: gazetteer entries (longest spelling first) and other names, no overlaps."""
-    places = _gazetteer_mentions(text)
+    places = gazetteer_mentions(text)
     names = _name_mentions(text, [(m.start, m.end) for m in places])
     return sorted(places + names, key=lambda m: m.start)
 
@@ -398,4 +443,4 @@ def name_keys(text: str) -> frozenset[str]:
 
 def gazetteer_keys(text: str) -> frozenset[str]:
     """Only the gazetteer keys of ``text`` (places and countries, no ``name:`` keys)."""
-    return frozenset(m.key for m in _gazetteer_mentions(text))
+    return frozenset(m.key for m in gazetteer_mentions(text))

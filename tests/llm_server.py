@@ -15,6 +15,12 @@ parser, error mapping, retries and timeouts are all exercised for real.
 A *responder* ``(request_json: dict) -> str | Reply`` decides each answer;
 ``server.script(Reply(status=500), "ok")`` queues replies that are used first,
 in order (one per chat request), before falling back to the responder.
+
+Golden transcripts of a real model (``tests/fixtures/llm/*.json``, recorded
+from llama.cpp by ``python -m bench llm-prompts``) replay byte for byte:
+``server.script(fixture_reply("refusal-plain-id"))`` streams the recorded SSE
+events one by one, exactly as llama.cpp sent them, and answers a
+non-streaming request with the completion they add up to.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
 
 # status -> (error type, error code), as in OpenAI's {"error": {...}} bodies.
@@ -45,6 +52,36 @@ class Reply:
     error_message: str = ""  # default: a generic message for the status
     headers: dict = field(default_factory=dict)  # extra response headers, e.g. {"retry-after-ms": "10"}
     finish_reason: str = "stop"
+    sse: list[str] | None = None  # recorded "data: ..." lines, replayed verbatim instead of ``text``
+    body: bytes | None = None  # a raw HTTP 200 body (e.g. a web page) instead of an API response
+    content_type: str = "text/html; charset=utf-8"  # of ``body``
+
+    def recorded_completion(self) -> tuple[str, str | None]:
+        """The content and finish reason the recorded ``sse`` events add up to."""
+        content, finish = [], None
+        for line in self.sse or []:
+            if not line.startswith("data: "):  # ":" keep-alive comments, sent while the prompt is read
+                continue
+            data = line.removeprefix("data: ")
+            if data == "[DONE]":
+                break
+            for choice in json.loads(data).get("choices", []):
+                content.append((choice.get("delta") or {}).get("content") or "")
+                finish = choice.get("finish_reason") or finish
+        return "".join(content), finish
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "llm"
+
+
+def load_fixture(name: str) -> dict:
+    """A golden transcript: the question, the messages sent, the sources behind ``[n]`` and the raw SSE lines."""
+    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def fixture_reply(name: str, chunk_delay: float = 0.0) -> Reply:
+    """The reply of a golden transcript, to script the server with."""
+    return Reply(sse=load_fixture(name)["sse"], chunk_delay=chunk_delay)
 
 
 @dataclass
@@ -188,13 +225,34 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # server closing: drop it like a dead endpoint
         elif reply.status != 200:
             self._send_error(reply.status, reply.error_message, reply.headers)
+        elif reply.body is not None:
+            self._start(200, {"Content-Type": reply.content_type, "Content-Length": len(reply.body), **reply.headers})
+            self.wfile.write(reply.body)
+        elif reply.sse is not None and body.get("stream"):
+            self._replay(reply)
+        elif reply.sse is not None:
+            text, finish = reply.recorded_completion()
+            self._complete(body, Reply(text=text, finish_reason=finish or "stop", headers=reply.headers))
         elif body.get("stream"):
             self._stream(body, reply)
         else:
-            message = {"role": "assistant", "content": reply.text}
-            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}
-            self._send_json(200, {**self._base(body, "chat.completion"), "choices": [choice],
-                                  "usage": self._usage(body, reply)}, reply.headers)
+            self._complete(body, reply)
+
+    def _complete(self, body: dict, reply: Reply) -> None:
+        message = {"role": "assistant", "content": reply.text}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}
+        self._send_json(200, {**self._base(body, "chat.completion"), "choices": [choice],
+                              "usage": self._usage(body, reply)}, reply.headers)
+
+    def _replay(self, reply: Reply) -> None:
+        """The recorded SSE lines, one event per chunk, as the recorded server wrote them (``[DONE]`` included)."""
+        self._start(200, {"Content-Type": "text/event-stream", "Transfer-Encoding": "chunked", **reply.headers})
+        for i, line in enumerate(reply.sse):
+            if i and not self.server.llm._sleep(reply.chunk_delay):
+                self.close_connection = True
+                return
+            self._write_chunk(f"{line}\n\n".encode())
+        self.wfile.write(b"0\r\n\r\n")
 
     def _usage(self, body: dict, reply: Reply) -> dict:
         prompt = sum(len(str(m.get("content") or "").split()) for m in body["messages"])

@@ -1,5 +1,6 @@
 """Generation against a real OpenAI-compatible HTTP server (the scripted stand-in), through the real client."""
 
+import json
 import socket
 import time
 
@@ -215,3 +216,130 @@ def test_history_keeps_only_recent_turns_that_fit():
     history[7] = Turn("assistant", "kata " * 2000)  # over the history budget: it and older turns go
     messages, _ = messages_for(history=history, budget_tokens=1000)
     assert [m["content"] for m in messages[1:-1]] == ["turn 9", "turn 10"]
+
+
+# ------------------------------------------------------------ replies of real models, and broken endpoints
+
+
+def test_think_section_is_withheld_while_streaming_even_when_tags_split_across_deltas(llm_server, make_client):
+    sse = [_chunk(piece) for piece in ["<th", "ink>The user asks about", " Jakarta.</thi", "nk>\n\n", "Jakarta",
+                                       " flooded [1]."]] + [_chunk(None, "stop"), "data: [DONE]"]
+    llm_server.script(Reply(sse=sse))
+    stream = make_client().stream(messages_for()[0])
+    deltas = list(stream)
+    assert "".join(deltas) == "Jakarta flooded [1]." and stream.text == "Jakarta flooded [1]."
+    assert not any("think" in d or "user asks" in d for d in deltas)
+    assert stream.finish_reason == "stop"
+
+
+def test_unterminated_think_section_is_dropped_at_stream_end(llm_server, make_client):
+    llm_server.script(Reply(sse=[_chunk("<think>still reasoning about"), _chunk(" the sources", "length"),
+                                 "data: [DONE]"]))
+    stream = make_client().stream(messages_for()[0])
+    assert list(stream) == [] and stream.finish_reason == "length"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("<think>hmm</think>\n\nJakarta flooded [1].", "Jakarta flooded [1]."),
+    ("<think>hmm, the sources", ""),
+    ("reasoning without an opening tag</think>Jakarta [1].", "Jakarta [1]."),
+])
+def test_complete_strips_think(llm_server, make_client, text, expected):
+    llm_server.script(text)
+    assert make_client().complete(messages_for()[0]) == expected
+
+
+def test_finish_reason_length_is_exposed(llm_server, make_client):
+    llm_server.script(Reply(text="Jakarta flooded on", finish_reason="length"))
+    stream = make_client().stream(messages_for()[0])
+    assert stream.finish_reason is None  # not ended yet
+    assert "".join(stream) == "Jakarta flooded on" and stream.finish_reason == "length"
+
+
+def test_stream_failing_after_text_keeps_the_partial_text(llm_server, make_client):
+    llm_server.responder = lambda req: Reply(text="one two three four five", chunk_delay=0.2)
+    stream = make_client().stream(messages_for()[0])
+    shown = next(stream) + next(stream)
+    llm_server.close()
+    with pytest.raises(LLMError, match="lost mid-answer") as info:
+        list(stream)
+    assert info.value.partial == shown == "one two"
+
+
+def test_invalid_json_in_the_stream_is_an_llm_error_with_the_partial_text(llm_server, make_client):
+    llm_server.script(Reply(sse=[_chunk("Jakarta"), 'data: {"choices": [{"delta": {"content": " flo', "data: [DONE]"]))
+    with pytest.raises(LLMError, match="not JSON") as info:
+        list(make_client().stream(messages_for()[0]))
+    assert info.value.partial == "Jakarta"
+
+
+PAGE = b"<!doctype html><html><head><title>llama.cpp</title></head><body>Web UI</body></html>"
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_an_html_page_is_not_an_openai_endpoint(llm_server, make_client, streaming):
+    llm_server.responder = lambda req: Reply(body=PAGE)
+    client = make_client()
+    with pytest.raises(LLMError, match="not an OpenAI-compatible endpoint") as info:
+        list(client.stream(messages_for()[0])) if streaming else client.complete(messages_for()[0])
+    assert "RAG_LLM_BASE_URL" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", [
+    "I could not find this in the articles.",  # the assistant's own refusals, in every language it writes
+    "Không tìm thấy thông tin này trong các bài báo.",
+    "Informasi ini tidak ditemukan dalam artikel.",
+    "Maklumat ini tidak ditemui dalam artikel.",
+    "I could not find any information about the governor of Yamanashi in the sources.",
+    "The sources do not mention the population of Seongnam [1].",
+    "The provided sources do not contain this information.",
+    "The population of Seongnam is not mentioned in the sources.",
+    "Không có thông tin về dân số tỉnh Yamanashi trong các nguồn.",
+    "Các nguồn không đề cập đến dân số của Seongnam.",
+    "Tidak ada informasi tentang Wali Kota Daejeon dalam sumber.",
+    "Maaf, sumber-sumber tersebut tidak menyebutkan luas Taman Teknologi Tinggi Hoa Lac.",
+    "Sumber tidak menyebutkan kapan perjanjian itu ditandatangani. NOT_FOUND",
+])
+def test_plain_language_refusals(text):
+    assert is_refusal(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Shin Sang Jin is the mayor of Seongnam [1]. The sources do not say his age.",
+    "Wali Kota Seongnam adalah Shin Sang Jin [1]; sumber tidak menyebutkan wali kota Daejeon.",
+    "Không có doanh nghiệp nào rút lui; 14 doanh nghiệp đã tham gia [1].",
+    "The sources do not mention Busan, but Da Nang signed with Incheon [2].",
+])
+def test_answers_that_note_a_gap_are_not_refusals(text):
+    assert not is_refusal(text)
+
+
+def test_refused_turns_leave_the_history_with_their_question():
+    history = [Turn("user", "Siapa Wali Kota Daejeon?"), Turn("assistant", "Informasi ini tidak ditemukan dalam artikel."),
+               Turn("user", "Siapa Wali Kota Seongnam?"), Turn("assistant", "Shin Sang Jin [1].")]
+    messages, _ = messages_for("Kapan dia datang?", history=history, answer_lang="id")
+    assert [m["content"] for m in messages[1:-1]] == ["Siapa Wali Kota Seongnam?", "Shin Sang Jin."]
+
+
+def test_made_up_titles_are_not_sent():
+    body = "Turut hadir dalam acara tersebut, dari pihak Provinsi Thanh Hoa, hadir pula Kamerad Nguyen Van Thi."
+    made_up = [hit(1, body, title="Turut hadir dalam acara tersebut, dari pihak Provinsi Thanh Hoa, hadir pula…"),
+               hit(2, body, title="Turut hadir dalam acara tersebut, dari pihak Provinsi Thanh Hoa, hadir pula "
+                                  "Kamerad Nguyen Van Thi.")]
+    user = messages_for(hits=made_up + HITS[:1])[0][-1]["content"]
+    assert "title=" not in user.split('<source id="3"')[0]
+    assert '<source id="3" title="Banjir Jakarta"' in user
+
+
+def test_no_placeholder_citation_and_no_refusal_tail_in_the_user_message():
+    system, user = (m["content"] for m in messages_for()[0])
+    assert "[n]" not in system + user
+    assert REFUSAL_SENTINEL in system and REFUSAL_SENTINEL not in user
+
+
+def _chunk(content: str | None, finish: str | None = None) -> str:
+    """One llama.cpp-shaped SSE line."""
+    delta = {} if content is None else {"content": content}
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return "data: " + json.dumps({"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 0,
+                                  "model": "local", "choices": [choice]})

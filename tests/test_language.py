@@ -1,8 +1,13 @@
 """Names across languages: which words of a question are names, and whether a corpus mentions them."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from rag.language import NameVocabulary, detect_language, name_phrases, name_tokens
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CORPUS = {
     "yamanashi": "Tỉnh Thanh Hóa và tỉnh Yamanashi ký kết hợp tác. Ông Nguyễn Quang Hải phát biểu.",
@@ -19,7 +24,9 @@ def test_name_phrases_skip_the_first_word_and_lowercase_words():
 
 def test_name_phrases_drop_possessives_and_keep_numbers():
     assert name_phrases("How big are Bac Kan's lead reserves?") == ["Bac Kan"]
-    assert name_tokens("Who signed in 2023 with TP HCM?") == {"2023", "hochiminh"}
+    tokens = name_tokens("Who signed in 2023 with TP HCM?")
+    assert "2023" in tokens and len(tokens) == 2
+    assert tokens == name_tokens("Siapa yang menandatangani pada 2023 dengan Kota Ho Chi Minh?")
 
 
 def test_vocabulary_knows_whole_phrases_across_spellings():
@@ -61,15 +68,46 @@ def test_mention_none():
 
 @pytest.mark.parametrize(
     ("question", "lang"),
-    [  # lingua alone calls the first three Malay and the last Indonesian
+    [  # lingua over all languages calls the first three Malay
         ("Kapan Hai Phong menandatangani perjanjian kerja sama dengan Incheon?", "id"),
         ("Berapa luas Taman Teknologi Tinggi Hoa Lac?", "id"),
         ("Di bidang apa saja Seongnam unggul dalam industri teknologi tinggi?", "id"),
-        ("Bilakah Hai Phong menandatangani perjanjian kerjasama dengan Incheon?", "ms"),
-        ("Siapakah Datuk Bandar Daejeon?", "ms"),
         ("When did Hai Phong sign with Incheon?", "en"),
         ("Hải Phòng ký kết với Incheon khi nào?", "vi"),
     ],
 )
-def test_indonesian_and_malay_questions_are_told_apart(question, lang):
+def test_questions_in_the_users_languages(question, lang):
     assert detect_language(question) == lang
+
+
+def test_a_short_malay_question_is_taken_as_indonesian():
+    # Users ask in Indonesian, not Malay: a window counts as Malay only when lingua is sure, and on one short
+    # sentence it never is.  Answering a Malay question in Indonesian is the cheaper mistake.
+    assert detect_language("Bilakah Hai Phong menandatangani perjanjian kerjasama dengan Incheon?") == "id"
+
+
+SEED_MALAY = ROOT / "corpus" / "002_c12aae596eddc73b.txt"
+NEWS = ROOT.parent / "shared" / "bench" / "news" / "articles.jsonl"
+
+
+def test_a_malay_article_is_malay_even_with_an_indonesian_sounding_sentence():
+    article = SEED_MALAY.read_text(encoding="utf-8")
+    assert detect_language(article) == "ms"
+    quote = "Kami sangat senang karena bisa bekerja sama, kata Gubernur Provinsi kepada wartawan."
+    assert detect_language(quote) == "id"
+    assert detect_language(f"{article}\n{quote}") == "ms"
+
+
+@pytest.mark.skipif(not NEWS.exists(), reason="news corpus not present")
+def test_indonesian_and_malay_news_articles_are_told_apart():
+    """Real articles from outlets of each country, not seen when the method was chosen (see bench/language_id.py)."""
+    sources = {"kompas.com": "id", "detik.com": "id", "majoriti.com.my": "ms"}
+    taken = {"id": [], "ms": []}
+    with NEWS.open(encoding="utf-8") as lines:
+        for record in map(json.loads, lines):
+            lang = sources.get(record["source"])
+            if lang and len(taken[lang]) < 60:
+                taken[lang].append(f"{record['title']}\n{record['text']}")
+    for lang, texts in taken.items():
+        right = sum(detect_language(text) == lang for text in texts)
+        assert right >= 0.95 * len(texts), (lang, right)

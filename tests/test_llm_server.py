@@ -1,10 +1,11 @@
 """The scripted LLM server must be faithful enough for the real ``openai`` client."""
+import json
 import time
 
 import openai
 import pytest
 
-from .llm_server import Reply, ScriptedLLMServer
+from .llm_server import FIXTURES, Reply, ScriptedLLMServer, fixture_reply, load_fixture
 
 MESSAGES = [
     {"role": "system", "content": "Answer from the sources; cite them as [n]."},
@@ -124,3 +125,55 @@ def test_models_endpoint(llm_client):
 def test_unknown_path_is_404(llm_server, llm_client):
     with pytest.raises(openai.NotFoundError):
         llm_client().embeddings.create(model="m", input="x")
+
+
+GOLDEN = sorted(path.stem for path in FIXTURES.glob("*.json"))
+
+
+def recorded_content(fixture: dict) -> str:
+    """What the recorded events carry, read with json (independently of the server's replay code)."""
+    events = [json.loads(line[6:]) for line in fixture["sse"] if line.startswith("data: {")]
+    return "".join(c["delta"].get("content") or "" for e in events for c in e["choices"])
+
+
+def test_golden_transcripts_are_raw_llama_cpp_streams():
+    assert len(GOLDEN) >= 6
+    for name in GOLDEN:
+        fixture = load_fixture(name)
+        assert fixture["sse"][-1] == "data: [DONE]", name
+        assert all(line == ":" or line.startswith("data: ") for line in fixture["sse"]), name
+        assert fixture["messages"][-1]["role"] == "user" and fixture["question"] in fixture["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_replay_streams_the_recorded_events_through_the_real_client(llm_server, llm_client, name):
+    fixture = load_fixture(name)
+    llm_server.script(fixture_reply(name))
+    chunks = list(llm_client().chat.completions.create(model="local", messages=fixture["messages"], stream=True))
+    assert len(chunks) == sum(line.startswith("data: {") for line in fixture["sse"])  # one chunk per event
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == recorded_content(fixture)
+    assert chunks[-1].choices[0].finish_reason == fixture["finish_reason"]
+    assert llm_server.last_request.body["messages"] == fixture["messages"]
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_replay_answers_non_streaming_requests_with_the_whole_reply(llm_server, llm_client, name):
+    fixture = load_fixture(name)
+    llm_server.script(fixture_reply(name))
+    response = llm_client().chat.completions.create(model="local", messages=fixture["messages"])
+    assert response.choices[0].message.content == recorded_content(fixture)
+    assert response.choices[0].finish_reason == fixture["finish_reason"]
+
+
+def test_replay_paces_events_like_a_token_stream(llm_server, llm_client):
+    name = GOLDEN[0]
+    events = sum(line.startswith("data: ") for line in load_fixture(name)["sse"])
+    llm_server.script(fixture_reply(name, chunk_delay=0.05))
+    start = time.monotonic()
+    list(llm_client().chat.completions.create(model="local", messages=MESSAGES, stream=True))
+    assert time.monotonic() - start >= 0.05 * (events - 1)
+
+
+def test_raw_body_is_sent_as_is(llm_server, llm_client):
+    llm_server.script(Reply(body=b"<html>Web UI</html>"))
+    assert llm_client().chat.completions.create(model="m", messages=MESSAGES) == "<html>Web UI</html>"

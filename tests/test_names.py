@@ -25,8 +25,16 @@ def test_every_spelling_of_an_entity_gives_its_key(key, spellings):
 
 def test_ordinary_words_that_look_like_names_are_not_names():
     assert gazetteer_keys("as my friend said, it is my view") == frozenset()
+    assert gazetteer_keys("Menurut BI, inflasi turun.") == frozenset()  # Bank Indonesia, not Bỉ (Belgium)
     assert gazetteer_keys("Tôi gặp ông Đức và bà Nga ở Hà Nội.") == {"loc:vn:ha-noi"}  # people, not Germany/Russia
     assert "country:us" in gazetteer_keys("Tổng thống Mỹ Donald Trump phát biểu.")
+
+
+def test_vietnamese_accents_tell_places_from_words():
+    assert gazetteer_keys("Tổng Bí thư thăm Bỉ.") == {"country:be"}
+    assert gazetteer_keys("Đội Nhất bảng gặp Nhật Bản và Nhật.") == {"country:jp"}
+    assert gazetteer_keys("tỉnh Thanh Hoá và Hoà Bình") == {"loc:vn:thanh-hoa", "loc:vn:hoa-binh"}  # either tone placement
+    assert gazetteer_keys("Khu vực Châu Á - Thái Bình Dương và tỉnh Thái Bình.") == {"loc:vn:thai-binh"}
 
 
 def test_mentions_carry_offsets_into_the_text_given():
@@ -93,6 +101,12 @@ def test_people_share_a_key_across_languages_without_their_titles():
 def test_vietnamese_titles_and_calendar_words_are_not_names():
     keys = name_keys("Hôm nay, Chủ tịch nước gặp Thủ tướng tại Hà Nội vào Thứ Hai. Pada hari Selasa, Rp 5 juta.")
     assert not any(key.startswith("name:") for key in keys), keys
+
+
+def test_a_name_ends_at_a_line_break():
+    keys = name_keys("Berita hari ini tentang Ringkasan Bulanan\nBerikut Prabowo Subianto berkata berikut ini.")
+    assert {"name:ringkasan bulanan", "name:prabowo subianto"} <= keys  # the sentence's first word dropped too
+    assert not any("berikut" in key for key in keys)
 
 
 def test_gazetteer_keys_leave_out_other_names():
