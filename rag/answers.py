@@ -106,6 +106,12 @@ MESSAGES = {
         "id": "Jawaban model bahasa tidak dipakai ({reason})",
         "ms": "Jawapan model bahasa tidak digunakan ({reason})",
     },
+    "incomplete": {
+        "en": "The language model's answer is incomplete ({reason}).",
+        "vi": "Câu trả lời của mô hình ngôn ngữ chưa đầy đủ ({reason}).",
+        "id": "Jawaban model bahasa tidak lengkap ({reason}).",
+        "ms": "Jawapan model bahasa tidak lengkap ({reason}).",
+    },
     "extracted": {
         "en": "these are the most relevant sentences from the articles, quoted in their original language.",
         "vi": "đây là những câu liên quan nhất trích từ các bài báo, giữ nguyên ngôn ngữ gốc.",

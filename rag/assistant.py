@@ -204,16 +204,11 @@ class Assistant:
 
         why = message("no_llm", lang)
         if use_llm:
-            try:
-                reply, sources = yield from self._generate(standalone, history, hits, lang, timings)
-            except LLMError as exc:
-                why = message("llm_failed", lang, reason=str(exc))
-            else:
-                generated = self._checked(snapshot, asked, reply, sources)
-                if isinstance(generated, Answer):
-                    yield FinalAnswer(generated)
-                    return
-                why = message("llm_unusable", lang, reason=generated.unusable)
+            generated = yield from self._generated(snapshot, asked, history)
+            if isinstance(generated, Answer):
+                yield FinalAnswer(generated)
+                return
+            why = generated
         yield FinalAnswer(self._extract(snapshot, asked, query, why))
 
     def _standalone(self, question: str, history: Sequence[Turn], use_llm: bool) -> str:
@@ -224,28 +219,55 @@ class Assistant:
         previous = next((turn.content for turn in reversed(history) if turn.role == "user"), "")
         return f"{previous} {question}" if _is_follow_up(question) else question
 
-    def _generate(self, standalone, history, hits, lang, timings) -> Generator[TextDelta, None, tuple[str, list[Hit]]]:
-        """Stream the LLM's reply; hold back text that may still turn out to be the refusal sentinel.
+    def _generated(self, snapshot: IndexSnapshot, asked: Asked,
+                   history: Sequence[Turn]) -> Generator[TextDelta, None, Answer | str]:
+        """The LLM's answer, checked; or, when there is none to show, why not (the extractive answer's note).
 
-        Returns the whole reply and the hits the prompt numbered as sources.
+        A reply that broke off mid-stream, or stopped at the token limit, is
+        checked like any other (it has been shown) and noted as incomplete.
         """
-        clock = time.perf_counter()
         messages, sources = build_messages(
-            standalone, hits, history=history, answer_lang=lang,
+            asked.standalone, list(asked.hits), history=history, answer_lang=asked.lang,
             budget_tokens=self.settings.context_tokens, encoding=self.settings.encoding,
         )
+        failure = None
+        try:
+            reply, finish_reason = yield from self._stream(messages, asked.timings)
+        except LLMError as exc:
+            reply, finish_reason, failure = exc.partial, None, exc
+        if failure and not reply.strip():
+            return message("llm_failed", asked.lang, reason=str(failure))
+        cut = str(failure) if failure else ("it reached its token limit" if finish_reason == "length" else None)
+        checked = self._checked(snapshot, asked, reply, sources, cut)
+        if isinstance(checked, Answer):
+            return checked
+        if failure:
+            return message("llm_failed", asked.lang, reason=str(failure))
+        return message("llm_unusable", asked.lang, reason=checked.unusable)
+
+    def _stream(self, messages: list[dict], timings: dict[str, float]) -> Generator[TextDelta, None, tuple[str, str]]:
+        """Stream the LLM's reply, holding back text that may still turn out to be the refusal sentinel.
+
+        Returns the whole reply and why it ended (``"stop"``, ``"length"``).
+        """
+        clock = time.perf_counter()
+        reply = self.llm.stream(messages)
         text, shown = "", False
-        for delta in self.llm.stream(messages):
+        for delta in reply:
             text += delta
             if not shown and could_be_refusal(text):
                 continue
             yield TextDelta(text if not shown else delta)
             shown = True
         timings["generate"] = time.perf_counter() - clock
-        return text, sources
+        return text, reply.finish_reason
 
-    def _checked(self, snapshot: IndexSnapshot, asked: Asked, reply: str, sources: list[Hit]) -> Answer | CheckedAnswer:
-        """The generated answer with its citations checked; the check itself when the reply is unusable."""
+    def _checked(self, snapshot: IndexSnapshot, asked: Asked, reply: str, sources: list[Hit],
+                 cut: str | None = None) -> Answer | CheckedAnswer:
+        """The generated answer with its citations checked; the check itself when the reply is unusable.
+
+        ``cut`` says why the reply is incomplete, when it is.
+        """
         if is_refusal(reply):
             return asked.answer(MODE_LLM, message("not_found", asked.lang), refused=True)
         if not reply.strip():
@@ -256,7 +278,8 @@ class Assistant:
         asked.timings["cite"] = time.perf_counter() - clock
         if checked.unusable:
             return checked
-        return asked.answer(MODE_LLM, checked.text, checked.citations, checked.notes)
+        incomplete = (message("incomplete", asked.lang, reason=cut),) if cut else ()
+        return asked.answer(MODE_LLM, checked.text, checked.citations, incomplete + checked.notes)
 
     def _extract(self, snapshot: IndexSnapshot, asked: Asked, query, why: str) -> Answer:
         """The extractive answer, noted with ``why`` there is no generated one."""

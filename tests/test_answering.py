@@ -1,5 +1,6 @@
 """Answers with citations: through a real OpenAI-compatible HTTP server on loopback, and with no LLM at all."""
 
+import json
 import re
 
 import pytest
@@ -140,6 +141,39 @@ def test_a_failing_endpoint_and_nothing_to_extract_is_one_note(with_llm, llm_ser
         f"The language model failed (language model test-model at {llm_server.base_url} returned HTTP 500: "
         "Scripted error 500 (server_error))."
     ,)
+
+
+def sse_line(content: str) -> str:
+    """One streamed chunk as llama.cpp sends it."""
+    choice = {"index": 0, "delta": {"content": content}, "finish_reason": None}
+    return "data: " + json.dumps({"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 0,
+                                  "model": "local", "choices": [choice]})
+
+
+def test_an_answer_cut_at_the_token_limit_is_noted(with_llm, llm_server):
+    llm_server.script(Reply(text="Yamanashi agreed with Thanh Hoa's cooperation proposals [1]. They also",
+                            finish_reason="length"))
+    answer = with_llm.answer("What did Thanh Hoa agree with Yamanashi?")
+    assert answer.mode == MODE_LLM
+    assert answer.notes[0] == "The language model's answer is incomplete (it reached its token limit)."
+    assert answer.text.endswith("They also ⚠")
+
+
+def test_an_answer_broken_off_mid_stream_keeps_what_was_shown(with_llm, llm_server):
+    words = ["Yamanashi", " agreed", " with", " Thanh", " Hoa's", " cooperation", " proposals", " [1]."]
+    llm_server.script(Reply(sse=[*map(sse_line, words), 'data: {"choices": [{"delta": {"content": " The', "data: [DONE]"]))
+    answer = with_llm.answer("What did Thanh Hoa agree with Yamanashi?")
+    assert answer.mode == MODE_LLM and answer.text == "Yamanashi agreed with Thanh Hoa's cooperation proposals. [1]"
+    assert answer.notes[0].startswith("The language model's answer is incomplete (language model test-model")
+    assert "not JSON" in answer.notes[0]
+
+
+def test_an_answer_broken_off_before_any_claim_falls_back(with_llm, llm_server):
+    llm_server.script(Reply(sse=[sse_line("[1]"), 'data: {"choices": [', "data: [DONE]"]))
+    answer = with_llm.answer("What did Thanh Hoa agree with Yamanashi?")
+    assert answer.mode == MODE_EXTRACTIVE
+    [note] = answer.notes
+    assert note.startswith("The language model failed (") and "not JSON" in note
 
 
 def test_a_follow_up_is_rewritten_before_retrieval(with_llm, llm_server):
