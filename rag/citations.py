@@ -122,11 +122,6 @@ def marker_numbers(marker: str) -> list[int]:
     return numbers
 
 
-def strip_markers(text: str) -> str:
-    """The text without markers or placeholders, and no space left before punctuation."""
-    return _tidy(_ANY_MARKER.sub("", text))
-
-
 def _tidy(text: str) -> str:
     return re.sub(r"\s+([.,;:!?…])", r"\1", re.sub(r"[ \t]+", " ", text)).strip()
 

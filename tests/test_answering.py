@@ -5,11 +5,13 @@ import re
 
 import pytest
 
-from rag.answers import MODE_EXTRACTIVE, MODE_LLM, FinalAnswer, TextDelta
+from rag.answers import MODE_EXTRACTIVE, MODE_LLM, FinalAnswer, TextDelta, message
 from rag.assistant import Assistant
-from rag.generation import Turn
+from rag.citations import check_answer, is_lead_in, parse
+from rag.generation import LLMClient, Turn, is_refusal
+from rag.retrieval import Hit
 
-from .llm_server import Reply
+from .llm_server import FIXTURES, Reply, fixture_reply, load_fixture
 
 YAMANASHI = "002_c12aae596eddc73b"
 
@@ -276,3 +278,37 @@ def test_no_llm_notes_follow_the_question_language(seed_assistant):
     answer = seed_assistant.answer("Berapa proyek dari investor Kota Ho Chi Minh yang ditarik Nghe An?", use_llm=False)
     assert answer.notes[0].startswith("Model bahasa belum dikonfigurasi")
     assert "tiga proyek" in answer.text
+
+
+# ------------------------------------------------------------------ real model replies, replayed
+
+RECORDED = sorted(path.stem for path in FIXTURES.glob("*.json"))
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_a_recorded_reply_of_a_real_model_is_shown_only_as_checked(seed_assistant, llm_server, embedder, name):
+    """Whatever a real model wrote, every shown sentence cites a source that backs it, or carries ⚠."""
+    recorded = load_fixture(name)
+    llm_server.script(fixture_reply(name))
+    settings = seed_assistant.settings.model_copy(update={"llm_base_url": llm_server.base_url, "llm_max_retries": 0})
+    reply = "".join(LLMClient(settings).stream(recorded["messages"]))
+    if is_refusal(reply):  # then the assistant says so in the question's language, whatever the sources
+        llm_server.script(fixture_reply(name))
+        answer = Assistant(settings, embedder=embedder).answer(recorded["question"])
+        assert answer.refused and answer.text == message("not_found", recorded["lang"])
+        return
+    by_chunk = {p.chunk_id: p for p in seed_assistant.store.all_passages()}
+    sources = [Hit(s["n"], 1.0, by_chunk[s["chunk_id"]]) for s in sorted(recorded["sources"], key=lambda s: s["n"])]
+    checked = check_answer(reply, sources, embedder, seed_assistant.store.sentence_vectors(
+        hit.passage.row_id for hit in sources), recorded["lang"])
+    if checked.unusable:
+        return
+    supported = {c.n for c in checked.citations if c.supported}
+    for sentence in parse(reply, recorded["lang"]).sentences:
+        cited = [n for n in sentence.cites if 1 <= n <= len(sources)]
+        if not cited and is_lead_in(sentence.text):
+            continue
+        shown = sentence.text + (" " + "".join(f"[{n}]" for n in cited) if cited else "")
+        flagged = checked.text[checked.text.index(shown) + len(shown):].startswith(" ⚠")
+        assert flagged or set(cited) & supported, sentence
+        assert not flagged or any(sentence.text in note for note in checked.notes), sentence
