@@ -14,6 +14,7 @@ fingerprint changed since the last build.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import re
@@ -93,12 +94,19 @@ def iter_sources(path: Path, max_bytes: int) -> Iterator[Source | ArticleError]:
     if not path.exists():
         raise CorpusError(f"corpus not found: {path} (create it, or pass --corpus / set RAG_CORPUS)")
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    root = path.resolve() if path.is_dir() else None
+    # An article file's id is its name, which the folder keeps unique: a JSONL record claiming that id
+    # is the duplicate, wherever it sorts (else a bulk file could replace an article by reusing its id).
+    file_ids = {file.stem: file for file in reversed(files) if file.suffix.lower() in ARTICLE_SUFFIXES}
     seen: dict[str, str] = {}
     for file in files:
         if file.name.startswith("."):
             continue
         suffix = file.suffix.lower()
-        if suffix in JSONL_SUFFIXES:
+        if root is not None and not file.resolve().is_relative_to(root):
+            produced = [ArticleError(f"{file}: links to {file.resolve()}, outside the corpus folder; not read "
+                                     "(copy the file in instead)", doc_id=file.stem)]
+        elif suffix in JSONL_SUFFIXES:
             produced = _jsonl_sources(file, max_bytes)
         elif suffix in ARTICLE_SUFFIXES:
             produced = [_file_source(file, max_bytes)]
@@ -108,7 +116,11 @@ def iter_sources(path: Path, max_bytes: int) -> Iterator[Source | ArticleError]:
             continue  # unrelated files in the corpus folder are not articles
         for item in produced:
             if isinstance(item, Source):
-                if item.doc_id in seen:
+                owner = file_ids.get(item.doc_id) if item.kind == "jsonl" else None
+                if owner is not None:
+                    item = ArticleError(f"{item.location}: duplicate article id {item.doc_id!r} (the id of "
+                                        f"{owner}); give the record another id")
+                elif item.doc_id in seen:
                     item = ArticleError(
                         f"{item.location}: duplicate article id {item.doc_id!r} "
                         f"(already read from {seen[item.doc_id]}); rename one of them"
@@ -211,18 +223,58 @@ def load_corpus(path: Path, max_bytes: int = 5_000_000) -> tuple[list[Article], 
     return articles, errors
 
 
+# Byte-order marks, longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Legacy encodings a text that is not UTF-8 is tried in.  Left to itself, charset-normalizer took a
+# latin-1 page for Baltic or Central European (cp1257, cp1250: "à" read as "ą"); the corpus's languages
+# are written in Western (cp1252, which latin-1 text decodes in unchanged) or Vietnamese (cp1258) code pages.
+LEGACY_ENCODINGS = ("cp1252", "cp1258")
+
+
 def _decode(source: Source) -> str:
     raw = source.raw
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            return _strict(source, raw, encoding)
     if b"\x00" in raw[:8192]:
-        raise ArticleError(f"{source.location}: binary file, not text; remove it from the corpus", source.doc_id)
+        encoding = _utf16_without_bom(raw[:8192])
+        if encoding is None:
+            raise ArticleError(f"{source.location}: binary file, not text; remove it from the corpus", source.doc_id)
+        return _strict(source, raw, encoding)
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    best = from_bytes(raw).best()
+    best = from_bytes(raw, cp_isolation=list(LEGACY_ENCODINGS)).best()
     if best is None:
         raise ArticleError(f"{source.location}: unknown text encoding; re-save it as UTF-8", source.doc_id)
     return str(best)
+
+
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """``"utf-16-le"``/``"utf-16-be"`` when the zero bytes fall on one side of most byte pairs, as in
+    UTF-16 text of Latin-script languages; None for other binary data (images, archives)."""
+    pairs = len(sample) // 2
+    if pairs < 8:
+        return None
+    zero_odd = sum(1 for i in range(1, 2 * pairs, 2) if sample[i] == 0)
+    zero_even = sum(1 for i in range(0, 2 * pairs, 2) if sample[i] == 0)
+    if zero_odd >= 0.4 * pairs and zero_even == 0:
+        return "utf-16-le"
+    if zero_even >= 0.4 * pairs and zero_odd == 0:
+        return "utf-16-be"
+    return None
+
+
+def _strict(source: Source, raw: bytes, encoding: str) -> str:
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError:
+        raise ArticleError(f"{source.location}: not valid {encoding.upper()} although it looks so; "
+                           "re-save it as UTF-8", source.doc_id) from None
 
 
 def _nfc(text: str) -> str:

@@ -149,3 +149,67 @@ def test_fingerprint_changes_with_content(tmp_path):
     [after], _ = load_corpus(tmp_path)
     assert before.fingerprint != after.fingerprint
 
+
+
+TONE_MARKS = "\u0300\u0301\u0303\u0309\u0323"
+
+
+def cp1258_bytes(text: str) -> bytes:
+    """``text`` as Windows-1258 writes Vietnamese: base letters precomposed, tone marks as combining characters."""
+    out = b""
+    for ch in unicodedata.normalize("NFC", text):
+        decomposed = unicodedata.normalize("NFD", ch)
+        base = unicodedata.normalize("NFC", "".join(c for c in decomposed if c not in TONE_MARKS))
+        out += base.encode("cp1258") + "".join(c for c in decomposed if c in TONE_MARKS).encode("cp1258")
+    return out
+
+
+VIETNAMESE = "Tỉnh Thanh Hóa và thành phố Seongnam (Hàn Quốc) đã ký kết thỏa thuận hợp tác về đầu tư và giáo dục."
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("utf16-bom.txt", VIETNAMESE.encode("utf-16")),
+        ("utf16le.txt", VIETNAMESE.encode("utf-16-le")),
+        ("utf16be.txt", VIETNAMESE.encode("utf-16-be")),
+        ("utf32.txt", VIETNAMESE.encode("utf-32")),
+        ("cp1258.txt", cp1258_bytes(VIETNAMESE)),
+    ],
+)
+def test_unicode_and_vietnamese_code_pages_are_decoded(tmp_path, name, raw):
+    (tmp_path / name).write_bytes(raw)
+    [article], errors = load_corpus(tmp_path)
+    assert errors == []
+    assert article.text == VIETNAMESE
+
+
+def test_latin1_is_not_read_as_a_central_european_code_page(tmp_path):
+    text = ("Le maire de Seongnam a signé l'accord à Thanh Hoa; la délégation française était présente. "
+            "Très bien, déjà signé.")
+    (tmp_path / "latin1.txt").write_bytes(text.encode("latin-1"))
+    [article], errors = load_corpus(tmp_path)
+    assert errors == []
+    assert article.text == text
+
+
+def test_a_link_out_of_the_corpus_folder_is_not_read(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("Rahasia: kata sandi server ada di sini, jangan dibaca siapa pun.", encoding="utf-8")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text("Kota Ho Chi Minh dan Daejeon sepakat memperkuat kerja sama.", encoding="utf-8")
+    (corpus / "passwd.txt").symlink_to(outside)
+    (corpus / "inside.txt").symlink_to(corpus / "good.txt")
+    articles, errors = load_corpus(corpus)
+    assert sorted(a.doc_id for a in articles) == ["good", "inside"]
+    assert len(errors) == 1 and "outside the corpus folder" in str(errors[0])
+
+
+def test_a_bulk_record_cannot_take_the_id_of_an_article_file(tmp_path):
+    (tmp_path / "zz-real.txt").write_text("Kota Ho Chi Minh bekerja sama dengan sembilan provinsi.", encoding="utf-8")
+    record = {"id": "zz-real", "title": "Palsu", "text": "Artikel palsu yang mencoba menggantikan artikel asli."}
+    (tmp_path / "aa-bulk.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    [article], [error] = load_corpus(tmp_path)
+    assert article.location.endswith("zz-real.txt") and "sembilan provinsi" in article.text
+    assert "aa-bulk.jsonl:1" in str(error) and "zz-real.txt" in str(error)
