@@ -80,8 +80,7 @@ def timed_index(assistant: Assistant, **kwargs):
 def seed_and_bulk(embedder: Embedder, quick: bool, copies: int) -> tuple[list[list], Assistant, float]:
     """Rows for the seed and bulk runs, the bulk assistant (its index feeds the scale run), and chunks/s."""
     rows = []
-    seed = Assistant(bench_settings("indexing-seed", ROOT / "corpus"))
-    seed.embedder = embedder
+    seed = Assistant(bench_settings("indexing-seed", ROOT / "corpus"), embedder=embedder)
     runs = [timed_index(seed, rebuild=True) for _ in range(1 if quick else 3)]
     seconds = median([s for s, _ in runs])
     chunks = runs[0][1].total_chunks
@@ -91,8 +90,7 @@ def seed_and_bulk(embedder: Embedder, quick: bool, copies: int) -> tuple[list[li
     rows.append(["seed corpus, nothing changed", runs[0][1].total_articles, 0, noop, 0.0])
 
     bulk_path, _ = write_bulk_corpus(copies)
-    big = Assistant(bench_settings("indexing-bulk", bulk_path))
-    big.embedder = embedder
+    big = Assistant(bench_settings("indexing-bulk", bulk_path), embedder=embedder)
     full, report = timed_index(big, rebuild=True)
     rate = report.total_chunks / full
     rows.append([f"bulk JSONL ×{copies}, full build", report.total_articles, report.total_chunks, full, rate])

@@ -86,8 +86,7 @@ def open_assistant(copies: int, **overrides) -> Assistant:
     embedder = Embedder.from_settings(settings)
     report = update_index(settings, ReplicatingEmbedder(embedder), progress=True)
     print(report.summary())
-    assistant = Assistant(settings)
-    assistant.embedder = embedder
+    assistant = Assistant(settings, embedder=embedder)
     return assistant
 
 
@@ -98,7 +97,7 @@ def percentile(values: list[float], q: float) -> float:
 def time_stages(assistant: Assistant, question: str, timings: dict[str, list[tuple[float, float]]]) -> None:
     """One question through the retriever's steps, each timed (wall, CPU), then the prompt built from its hits."""
     s = assistant.settings
-    store, lexical, embedder, retriever = assistant.store, assistant.lexical, assistant.embedder, assistant.retriever
+    store, lexical, embedder, retriever = assistant.store, assistant.lexical, assistant.embedder, assistant.retriever()
     clock = now()
 
     def lap(stage: str) -> None:

@@ -175,8 +175,7 @@ def path_table(paths: dict[str, Embedder], sample: list[str], questions, rounds:
 def recall_of(name: str, embedder: Embedder, questions) -> dict[str, tuple[int, dict[str, float]]]:
     """Recall per group through the project's search, over an index this path built."""
     slug = "external" if type(embedder) is Embedder else "throughput-" + name.replace(" ", "-")  # reuse its index
-    assistant = Assistant(bench_settings(slug, SHARED_BENCH / "passages.jsonl"))
-    assistant.embedder = embedder
+    assistant = Assistant(bench_settings(slug, SHARED_BENCH / "passages.jsonl"), embedder=embedder)
     print(f"  {name}: {assistant.index(progress=False).summary()}", flush=True)
     return recall_by_group(lambda text: ranked_articles(assistant.search(text, k=RECALL_K)), questions)
 

@@ -35,17 +35,17 @@ class Citation:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Answer:
-    """What ``Assistant.answer`` returns, in both modes."""
+    """What ``Assistant.answer`` returns, in both modes; built once, when its text, citations and notes are final."""
 
     question: str
     text: str
-    citations: list[Citation]
-    passages: list[Hit]  # everything retrieved, cited or not
+    citations: tuple[Citation, ...]
+    passages: tuple[Hit, ...]  # everything retrieved, cited or not
     mode: str  # MODE_LLM or MODE_EXTRACTIVE
     refused: bool = False
-    notes: list[str] = field(default_factory=list)  # e.g. "no language model configured", endpoint errors
+    notes: tuple[str, ...] = ()  # why the answer is extractive, what the citation check changed or flagged
     standalone_question: str | None = None  # the follow-up rewritten for retrieval, when it was
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
@@ -55,13 +55,32 @@ class Answer:
             "answer": self.text,
             "refused": self.refused,
             "mode": self.mode,
-            "notes": self.notes,
+            "notes": list(self.notes),
             "citations": [c.to_dict() for c in self.citations],
             "passages": [hit.to_dict() for hit in self.passages],
         }
 
 
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the answer text as the model writes it: provisional, until the :class:`FinalAnswer`."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class FinalAnswer:
+    """The checked answer, always the last event: its text replaces whatever was streamed before."""
+
+    answer: Answer
+
+
+AnswerEvent = TextDelta | FinalAnswer
+
+
 # What the assistant itself says, in the language of the question (English when it has no entry).
+# An extractive answer's note is "<why there is no generated answer>: <what is shown instead>", or
+# "<why>." alone when nothing is shown (a refusal), so that the two never disagree.
 MESSAGES = {
     "not_found": {
         "en": "I could not find this in the articles.",
@@ -70,18 +89,43 @@ MESSAGES = {
         "ms": "Maklumat ini tidak ditemui dalam artikel.",
     },
     "no_llm": {
-        "en": "No language model is configured: these are the most relevant sentences from the articles, "
-        "quoted in their original language.",
-        "vi": "Chưa cấu hình mô hình ngôn ngữ: đây là những câu liên quan nhất trích từ các bài báo, "
-        "giữ nguyên ngôn ngữ gốc.",
-        "id": "Model bahasa belum dikonfigurasi: berikut kalimat paling relevan dari artikel, "
-        "dikutip dalam bahasa aslinya.",
-        "ms": "Model bahasa belum dikonfigurasikan: berikut ayat paling relevan daripada artikel, "
-        "dipetik dalam bahasa asalnya.",
+        "en": "No language model is configured",
+        "vi": "Chưa cấu hình mô hình ngôn ngữ",
+        "id": "Model bahasa belum dikonfigurasi",
+        "ms": "Model bahasa belum dikonfigurasikan",
+    },
+    "llm_failed": {
+        "en": "The language model failed ({reason})",
+        "vi": "Mô hình ngôn ngữ gặp lỗi ({reason})",
+        "id": "Model bahasa gagal ({reason})",
+        "ms": "Model bahasa gagal ({reason})",
+    },
+    "llm_unusable": {
+        "en": "The language model's answer was not used ({reason})",
+        "vi": "Câu trả lời của mô hình ngôn ngữ không được dùng ({reason})",
+        "id": "Jawaban model bahasa tidak dipakai ({reason})",
+        "ms": "Jawapan model bahasa tidak digunakan ({reason})",
+    },
+    "incomplete": {
+        "en": "The language model's answer is incomplete ({reason}).",
+        "vi": "Câu trả lời của mô hình ngôn ngữ chưa đầy đủ ({reason}).",
+        "id": "Jawaban model bahasa tidak lengkap ({reason}).",
+        "ms": "Jawapan model bahasa tidak lengkap ({reason}).",
+    },
+    "extracted": {
+        "en": "these are the most relevant sentences from the articles, quoted in their original language.",
+        "vi": "đây là những câu liên quan nhất trích từ các bài báo, giữ nguyên ngôn ngữ gốc.",
+        "id": "berikut kalimat paling relevan dari artikel, dikutip dalam bahasa aslinya.",
+        "ms": "berikut ayat paling relevan daripada artikel, dipetik dalam bahasa asalnya.",
     },
 }
 
 
-def message(key: str, lang: str) -> str:
+def message(key: str, lang: str, **values: str) -> str:
     texts = MESSAGES[key]
-    return texts.get(lang, texts["en"])
+    return texts.get(lang, texts["en"]).format(**values)
+
+
+def extractive_note(why: str, lang: str, *, shown: bool) -> str:
+    """The one note of an extractive answer: why there is no generated answer, and what is shown instead."""
+    return f"{why}: {message('extracted', lang)}" if shown else f"{why}."

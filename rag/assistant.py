@@ -1,7 +1,9 @@
 """The library API: one object that the CLI, the UI, the evaluation and the tests share.
 
 It owns the expensive parts (the embedding model, the open index) so they are
-loaded once per process, and keeps the index in step with the corpus.
+loaded once per process, and keeps the index in step with the corpus.  Each
+answer reads one snapshot of the index, so an update published meanwhile
+neither mixes two versions into it nor closes the index under it.
 """
 
 from __future__ import annotations
@@ -13,14 +15,24 @@ import tempfile
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from itertools import chain, count
 from pathlib import Path
 
 from . import citations
-from .answers import MODE_EXTRACTIVE, MODE_LLM, Answer, message
+from .answers import (
+    MODE_EXTRACTIVE,
+    MODE_LLM,
+    Answer,
+    AnswerEvent,
+    Citation,
+    FinalAnswer,
+    TextDelta,
+    extractive_note,
+    message,
+)
+from .citations import CheckedAnswer
 from .config import Settings, load_settings
 from .corpus import Article, ArticleError, CorpusError, iter_sources, parse_source
 from .embeddings import Embedder
@@ -46,17 +58,68 @@ class AddedFile:
     articles: list[Article]
 
 
+@dataclass(frozen=True)
+class Asked:
+    """A question as retrieval saw it; every answer to it (generated, refused or extractive) is built from this."""
+
+    question: str
+    standalone: str  # the follow-up rewritten for retrieval, or the question itself
+    lang: str  # the language to answer in
+    hits: tuple[Hit, ...]
+    timings: dict[str, float]  # filled in stage by stage
+
+    def answer(self, mode: str, text: str, citations: Sequence[Citation] = (), notes: Sequence[str] = (), *,
+               refused: bool = False) -> Answer:
+        return Answer(self.question, text, tuple(citations), self.hits, mode, refused, tuple(notes),
+                      self.standalone, self.timings)
+
+
+@dataclass(frozen=True)
+class IndexSnapshot:
+    """One generation of the index and what is derived from it: everything an answer reads, taken once.
+
+    An index published while an answer runs does not change the answer's
+    view; the replaced store stays open while a snapshot holds it (SQLite
+    closes the connection when the last reference goes).
+    """
+
+    store: IndexStore
+    lexical: LexicalIndex | None  # None when the lexical search is switched off
+    names: NameVocabulary
+
+    def sentences_of(self, hits: Sequence[Hit]) -> dict[int, SentenceVectors]:
+        return self.store.sentence_vectors(hit.passage.row_id for hit in hits)
+
+
 class Assistant:
-    def __init__(self, settings: Settings | None = None):
+    """Answers from the articles; its parts (embedding model, index opener, LLM client) default from ``settings``."""
+
+    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None,
+                 open_store: Callable[[Path], IndexStore] = IndexStore.open, llm: LLMClient | None = None):
         self.settings = settings or load_settings()
+        self._embedder = embedder
+        self._open_store = open_store
+        self._llm = llm
         self._store: IndexStore | None = None
         self._lexical: LexicalIndex | None = None
         self._names: NameVocabulary | None = None
         self._lock = threading.RLock()
 
-    @cached_property
+    @property
     def embedder(self) -> Embedder:
-        return Embedder.from_settings(self.settings)
+        """The embedding model given, or the one ``settings`` name (loaded on first use)."""
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = Embedder.from_settings(self.settings)
+            return self._embedder
+
+    @property
+    def llm(self) -> LLMClient:
+        """The LLM client given, or one for the endpoint in ``settings``."""
+        with self._lock:
+            if self._llm is None:
+                self._llm = LLMClient(self.settings)
+            return self._llm
 
     def index(self, *, rebuild: bool = False, progress: bool = True) -> IndexReport:
         """Bring the index up to date with the corpus (incrementally unless ``rebuild``); ready the question encoder."""
@@ -72,15 +135,21 @@ class Assistant:
         with self._lock:
             self._reopen_if_changed()
             if self._store is None:
-                self._store = IndexStore.open(self.settings.index)
+                self._store = self._open_store(self.settings.index)
             return self._store
 
     def _reopen_if_changed(self) -> None:
+        """Forget a replaced generation; it is not closed, because a running answer may still be reading it."""
         if self._store is not None and self._store.generation != live_generation(self.settings.index):
-            self._store.close()
             self._store = None
             self._lexical = None
             self._names = None
+
+    def snapshot(self) -> IndexSnapshot:
+        """The live index with its lexical index and name vocabulary, all of one generation."""
+        with self._lock:
+            lexical = self.lexical if RetrievalOptions.from_settings(self.settings).lexical_weight > 0 else None
+            return IndexSnapshot(self.store, lexical, self.names)
 
     @property
     def lexical(self) -> LexicalIndex:
@@ -98,50 +167,49 @@ class Assistant:
                 self._names = NameVocabulary({a.doc_id: f"{a.title}\n{a.text}" for a in store.all_articles()})
             return self._names
 
-    @property
-    def retriever(self) -> Retriever:
-        options = RetrievalOptions.from_settings(self.settings)
-        return Retriever(self.store, self.embedder, self.lexical if options.lexical_weight > 0 else None, options)
-
-    @cached_property
-    def llm(self) -> LLMClient:
-        return LLMClient(self.settings)
+    def retriever(self, snapshot: IndexSnapshot | None = None) -> Retriever:
+        """Search over ``snapshot`` (the live index when not given)."""
+        snapshot = snapshot or self.snapshot()
+        return Retriever(snapshot.store, self.embedder, snapshot.lexical, RetrievalOptions.from_settings(self.settings))
 
     def answer(self, question: str, history: Sequence[Turn] = (), *, use_llm: bool | None = None) -> Answer:
         """Answer ``question`` from the articles, with citations (see :meth:`answer_stream`)."""
         *_, final = self.answer_stream(question, history, use_llm=use_llm)
-        return final
+        return final.answer
 
     def answer_stream(
         self, question: str, history: Sequence[Turn] = (), *, use_llm: bool | None = None
-    ) -> Iterator[str | Answer]:
-        """Yield the answer text as it is generated (``str`` pieces), then the finished :class:`Answer`.
+    ) -> Iterator[AnswerEvent]:
+        """Yield :class:`TextDelta` pieces as the model writes them, then the checked :class:`FinalAnswer`.
 
-        ``use_llm`` defaults to whether an endpoint is configured.  When the
-        endpoint fails, the answer falls back to extraction, with a note.
+        ``use_llm`` defaults to whether an endpoint is configured.  The whole
+        answer reads one :class:`IndexSnapshot`.  When the endpoint fails, or
+        its answer is unusable (only markers, nothing backed by its sources),
+        the answer is extractive, with a note saying why.
         """
         use_llm = self.settings.llm_configured if use_llm is None else use_llm
         lang = detect_language(question)
         lang = "en" if lang == "und" else lang
+        snapshot = self.snapshot()
         timings: dict[str, float] = {}
-        notes: list[str] = []
         clock = time.perf_counter()
 
         standalone = self._standalone(question, history, use_llm)
         timings["rewrite"] = time.perf_counter() - clock
         clock = time.perf_counter()
         query = self.embedder.embed_query(standalone)
-        hits = self.retriever.search_embedded(standalone, query, self.settings.top_k)
+        hits = self.retriever(snapshot).search_embedded(standalone, query, self.settings.top_k)
         timings["retrieve"] = time.perf_counter() - clock
+        asked = Asked(question, standalone, lang, tuple(hits), timings)
 
+        why = message("no_llm", lang)
         if use_llm:
-            try:
-                final = yield from self._generate(question, standalone, history, hits, lang, timings)
-                yield final
+            generated = yield from self._generated(snapshot, asked, history)
+            if isinstance(generated, Answer):
+                yield FinalAnswer(generated)
                 return
-            except LLMError as exc:
-                notes.append(f"The language model failed ({exc}); showing the most relevant sentences instead.")
-        yield self._extract(question, standalone, query, hits, lang, notes, timings)
+            why = generated
+        yield FinalAnswer(self._extract(snapshot, asked, query, why))
 
     def _standalone(self, question: str, history: Sequence[Turn], use_llm: bool) -> str:
         if not history:
@@ -151,45 +219,81 @@ class Assistant:
         previous = next((turn.content for turn in reversed(history) if turn.role == "user"), "")
         return f"{previous} {question}" if _is_follow_up(question) else question
 
-    def _generate(self, question, standalone, history, hits, lang, timings) -> Iterator[str]:
-        """Stream the LLM's answer; hold back text that may still turn out to be the refusal sentinel."""
-        clock = time.perf_counter()
+    def _generated(self, snapshot: IndexSnapshot, asked: Asked,
+                   history: Sequence[Turn]) -> Generator[TextDelta, None, Answer | str]:
+        """The LLM's answer, checked; or, when there is none to show, why not (the extractive answer's note).
+
+        A reply that broke off mid-stream, or stopped at the token limit, is
+        checked like any other (it has been shown) and noted as incomplete.
+        """
         messages, sources = build_messages(
-            standalone, hits, history=history, answer_lang=lang,
+            asked.standalone, list(asked.hits), history=history, answer_lang=asked.lang,
             budget_tokens=self.settings.context_tokens, encoding=self.settings.encoding,
         )
+        failure = None
+        try:
+            reply, finish_reason = yield from self._stream(messages, asked.timings)
+        except LLMError as exc:
+            reply, finish_reason, failure = exc.partial, None, exc
+        if failure and not reply.strip():
+            return message("llm_failed", asked.lang, reason=str(failure))
+        cut = str(failure) if failure else ("it reached its token limit" if finish_reason == "length" else None)
+        checked = self._checked(snapshot, asked, reply, sources, cut)
+        if isinstance(checked, Answer):
+            return checked
+        if failure:
+            return message("llm_failed", asked.lang, reason=str(failure))
+        return message("llm_unusable", asked.lang, reason=checked.unusable)
+
+    def _stream(self, messages: list[dict], timings: dict[str, float]) -> Generator[TextDelta, None, tuple[str, str]]:
+        """Stream the LLM's reply, holding back text that may still turn out to be the refusal sentinel.
+
+        Returns the whole reply and why it ended (``"stop"``, ``"length"``).
+        """
+        clock = time.perf_counter()
+        reply = self.llm.stream(messages)
         text, shown = "", False
-        for delta in self.llm.stream(messages):
+        for delta in reply:
             text += delta
             if not shown and could_be_refusal(text):
                 continue
-            yield text if not shown else delta
+            yield TextDelta(text if not shown else delta)
             shown = True
         timings["generate"] = time.perf_counter() - clock
-        answer = Answer(question, "", [], hits, MODE_LLM, standalone_question=standalone, timings=timings)
-        if is_refusal(text) or not text.strip():
-            answer.text, answer.refused = message("not_found", lang), True
-            return answer
-        clock = time.perf_counter()
-        cited = citations.resolve(text.strip(), sources, self.embedder, self._sentences_of(sources), lang)
-        timings["cite"] = time.perf_counter() - clock
-        answer.text, answer.citations, answer.notes = cited.text, cited.citations, cited.notes
-        return answer
+        return text, reply.finish_reason
 
-    def _extract(self, question, standalone, query, hits, lang, notes, timings) -> Answer:
-        clock = time.perf_counter()
-        answer = Answer(question, "", [], hits, MODE_EXTRACTIVE, notes=notes, standalone_question=standalone,
-                        timings=timings)
-        extract = self._best_sentences(standalone, query, hits) if hits else None
-        timings["extract"] = time.perf_counter() - clock
-        if extract is None or not self._relevant(standalone, extract.best_score):
-            answer.text, answer.refused = message("not_found", lang), True
-            return answer
-        answer.text, answer.citations = extract.text, extract.citations
-        answer.notes.insert(0, message("no_llm", lang))
-        return answer
+    def _checked(self, snapshot: IndexSnapshot, asked: Asked, reply: str, sources: list[Hit],
+                 cut: str | None = None) -> Answer | CheckedAnswer:
+        """The generated answer with its citations checked; the check itself when the reply is unusable.
 
-    def _best_sentences(self, question: str, query, hits: list[Hit]) -> Extract:
+        ``cut`` says why the reply is incomplete, when it is.
+        """
+        if is_refusal(reply):
+            return asked.answer(MODE_LLM, message("not_found", asked.lang), refused=True)
+        if not reply.strip():
+            return CheckedAnswer("", (), (), "it was empty")
+        clock = time.perf_counter()
+        checked = citations.check_answer(reply.strip(), sources, self.embedder, snapshot.sentences_of(sources),
+                                         asked.lang)
+        asked.timings["cite"] = time.perf_counter() - clock
+        if checked.unusable:
+            return checked
+        incomplete = (message("incomplete", asked.lang, reason=cut),) if cut else ()
+        return asked.answer(MODE_LLM, checked.text, checked.citations, incomplete + checked.notes)
+
+    def _extract(self, snapshot: IndexSnapshot, asked: Asked, query, why: str) -> Answer:
+        """The extractive answer, noted with ``why`` there is no generated one."""
+        clock = time.perf_counter()
+        standalone = asked.standalone
+        extract = self._best_sentences(snapshot, standalone, query, list(asked.hits)) if asked.hits else None
+        asked.timings["extract"] = time.perf_counter() - clock
+        if extract is None or not self._relevant(snapshot, standalone, extract.best_score):
+            note = extractive_note(why, asked.lang, shown=False)
+            return asked.answer(MODE_EXTRACTIVE, message("not_found", asked.lang), refused=True, notes=(note,))
+        note = extractive_note(why, asked.lang, shown=True)
+        return asked.answer(MODE_EXTRACTIVE, extract.text, tuple(extract.citations), (note,))
+
+    def _best_sentences(self, snapshot: IndexSnapshot, question: str, query, hits: list[Hit]) -> Extract:
         """The extract of ``hits``, unless it quotes articles that mention none of the question's names.
 
         Then only the retrieved articles that mention them all may answer (and
@@ -197,19 +301,19 @@ class Assistant:
         mayor of Daejeon?" must not get the Seongnam article's sentence about
         its mayor.
         """
-        sentences = self._sentences_of(hits)
-        pulls = language_pulls(centroids_of(self.store), query, hits, detect_language(question),
+        sentences = snapshot.sentences_of(hits)
+        pulls = language_pulls(centroids_of(snapshot.store), query, hits, detect_language(question),
                                self.settings.language_calibration, self.settings.same_language_calibration)
         extract = extract_answer(question, query, hits, sentences, pulls)
-        if not self.names.mention_none(question, [c.hit.passage.doc_id for c in extract.citations]):
+        if not snapshot.names.mention_none(question, [c.hit.passage.doc_id for c in extract.citations]):
             return extract
-        naming = self.names.articles_naming(question)
+        naming = snapshot.names.articles_naming(question)
         named = [(hit, pull) for hit, pull in zip(hits, pulls) if hit.passage.doc_id in naming]
         if not named:
             return extract
         return extract_answer(question, query, [hit for hit, _ in named], sentences, [pull for _, pull in named])
 
-    def _relevant(self, question: str, best_sentence_score: float) -> bool:
+    def _relevant(self, snapshot: IndexSnapshot, question: str, best_sentence_score: float) -> bool:
         """Without an LLM to judge, refuse on a weak best sentence, or names the corpus never mentions ("Da Nang").
 
         One unknown name alone does not refuse: English writes "English",
@@ -217,15 +321,12 @@ class Assistant:
         """
         if best_sentence_score < self.settings.relevance_floor:
             return False
-        unknown, named = self.names.unknown_names(question)
+        unknown, named = snapshot.names.unknown_names(question)
         too_many = unknown >= self.settings.unknown_names_min
         return not (too_many and unknown >= self.settings.unknown_names_ceiling * named)
 
-    def _sentences_of(self, hits: list[Hit]) -> dict[int, SentenceVectors]:
-        return self.store.sentence_vectors(hit.passage.row_id for hit in hits)
-
     def search(self, question: str, k: int | None = None) -> list[Hit]:
-        return self.retriever.search(question, k or self.settings.top_k)
+        return self.retriever().search(question, k or self.settings.top_k)
 
     # ------------------------------------------------------------ adding articles
 

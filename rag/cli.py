@@ -10,15 +10,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from .answers import Answer
+from .answers import Answer, FinalAnswer
 from .assistant import Assistant
-from .config import ConfigError, load_settings
-from .corpus import CorpusError
-from .embeddings import ModelError
+from .config import load_settings
+from .errors import UserError
 from .evaluation import check_thresholds, evaluate, load_questions, load_thresholds, write_reports
 from .evaluation import compare as compare_reports
 from .language import language_name
-from .store import StoreError
 
 app = typer.Typer(
     help="Ask questions about a multilingual news corpus, with cited answers.",
@@ -32,7 +30,6 @@ CorpusOption = Annotated[
 ]
 IndexOption = Annotated[Optional[Path], typer.Option("--index", help="Index folder [env: RAG_INDEX]")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
-EXPECTED_ERRORS = (ConfigError, CorpusError, StoreError, ModelError)
 
 
 def make_assistant(corpus: Path | None, index: Path | None) -> Assistant:
@@ -58,7 +55,7 @@ def index(
     """Build the index, or update it with the articles added, changed or removed since the last build."""
     try:
         report = make_assistant(corpus, index).index(rebuild=rebuild, progress=sys.stderr.isatty())
-    except EXPECTED_ERRORS as exc:
+    except UserError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted; the previous index is unchanged")
@@ -77,7 +74,7 @@ def search(
     """Show the passages that best match a question (updates the index first if needed)."""
     try:
         hits = prepared_assistant(corpus, index).search(question, k)
-    except EXPECTED_ERRORS as exc:
+    except UserError as exc:
         fail(str(exc))
     if as_json:
         typer.echo(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
@@ -113,28 +110,28 @@ def ask(
     """Answer a question from the articles, citing the passages it relies on."""
     try:
         assistant = prepared_assistant(corpus, index)
-        final: Answer | None = None
-        streamed = False
-        for item in assistant.answer_stream(question, use_llm=False if no_llm else None):
-            if isinstance(item, Answer):
-                final = item
+        streamed = ""
+        for event in assistant.answer_stream(question, use_llm=False if no_llm else None):
+            if isinstance(event, FinalAnswer):
+                final = event.answer
             elif not as_json:
-                typer.echo(item, nl=False)  # stream LLM text as it arrives
-                streamed = True
-    except EXPECTED_ERRORS as exc:
+                typer.echo(event.text, nl=False)  # stream LLM text as it arrives
+                streamed += event.text
+    except UserError as exc:
         fail(str(exc))
     if as_json:
         typer.echo(json.dumps(final.to_dict(), ensure_ascii=False, indent=2))
         return
     if streamed:
         typer.echo("\n")
-    print_answer(final, text_already_shown=streamed and not final.refused and final.mode == "llm")
+    print_answer(final, text_already_shown=streamed.strip() == final.text)
 
 
 def print_answer(answer: Answer, text_already_shown: bool) -> None:
+    """Notes, then the answer unless it was streamed unchanged (the check flags, moves or drops markers), then sources."""
     for note in answer.notes:
         typer.secho(note, fg=typer.colors.YELLOW)
-    if not text_already_shown or "⚠" in answer.text:
+    if not text_already_shown:
         typer.echo(answer.text)
     if answer.citations:
         typer.echo("\nSources:")
@@ -170,7 +167,7 @@ def eval_command(
         report = evaluate(assistant, load_questions(questions), use_llm=False if no_llm else None, k=k,
                           progress=sys.stderr.isatty(), questions_file=questions)
         limits = load_thresholds(thresholds) if thresholds else {}
-    except (*EXPECTED_ERRORS, ValueError, OSError) as exc:
+    except (UserError, ValueError, OSError) as exc:
         fail(str(exc))
     json_path, md_path = write_reports(report, out)
     if as_json:
@@ -198,7 +195,7 @@ def ui(
     """Open the browser chat at http://HOST:PORT (builds the index on first use, with progress in the page)."""
     try:
         settings = load_settings(corpus=corpus, index=index)
-    except ConfigError as exc:
+    except UserError as exc:
         fail(str(exc))
     from ui.app import launch  # imported here: Gradio takes seconds to import, the other commands skip it
 

@@ -17,11 +17,13 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .errors import UserError
+
 DEFAULT_CONFIG_FILE = "rag.toml"
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """Configuration cannot be used; the message says which file or variable and why."""
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from bs4 import BeautifulSoup
 from charset_normalizer import from_bytes
 
+from .errors import UserError
 from .language import detect_language
 
 # Bump when cleaning rules, or what chunking embeds, change: every article is then re-parsed and re-embedded.
@@ -36,11 +37,11 @@ ARTICLE_SUFFIXES = (".txt", ".md", ".html", ".htm")
 JSONL_SUFFIXES = (".jsonl",)
 
 
-class CorpusError(Exception):
+class CorpusError(UserError):
     """The corpus as a whole cannot be read (missing folder, wrong kind of path)."""
 
 
-class ArticleError(Exception):
+class ArticleError(UserError):
     """One article cannot be used; the message names the file and what to do.
 
     ``doc_id`` is set when the article is known, so that an article whose file

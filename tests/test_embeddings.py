@@ -98,8 +98,7 @@ def test_indexing_gets_the_question_encoder_ready(embedder, make_settings, tmp_p
     (corpus / "bridge.txt").write_text("Jembatan baru\n\nBupati Garut meresmikan jembatan sepanjang 120 meter.\n")
     fresh = Embedder(cache_dir=embedder.cache_dir)
     fresh.model = embedder.model
-    assistant = Assistant(make_settings(corpus, tmp_path / "index"))
-    assistant.embedder = fresh
+    assistant = Assistant(make_settings(corpus, tmp_path / "index"), embedder=fresh)
     assert "onnx" not in vars(fresh)
     assistant.index(progress=False)
     assert "onnx" in vars(fresh)

@@ -92,8 +92,7 @@ def test_the_best_sentence_lifts_a_passage_whose_answer_is_buried(tmp_path, make
     (corpus / "general.txt").write_text(GENERAL, encoding="utf-8")
 
     def first(**extra) -> str:
-        assistant = Assistant(make_settings(corpus, tmp_path / "index", lexical_weight=0, **extra))
-        assistant.embedder = embedder
+        assistant = Assistant(make_settings(corpus, tmp_path / "index", lexical_weight=0, **extra), embedder=embedder)
         assistant.index(progress=False)
         return assistant.search("How long is the new bridge that the mayor of Bogor opened?", k=2)[0].passage.doc_id
 

@@ -160,8 +160,7 @@ def app(tmp_path_factory, cache_dir, embedder):
     corpus = folder / "corpus"
     shutil.copytree(SEED_CORPUS, corpus)
     assistant = Assistant(clean_settings(folder, corpus=corpus, index=folder / "index",
-                                         model_cache=cache_dir / "models"))
-    assistant.embedder = embedder
+                                         model_cache=cache_dir / "models"), embedder=embedder)
     demo, url = serve(assistant)
     yield RunningApp(url, corpus, assistant)
     demo.close()
@@ -356,8 +355,7 @@ def test_llm_answers_stream_into_the_chat(browser, seed_assistant, llm_server, c
     settings = clean_settings(tmp_path, corpus=SEED_CORPUS, index=seed_assistant.settings.index,
                               model_cache=cache_dir / "models", llm_base_url=llm_server.base_url,
                               llm_api_key="test-key", llm_model="test-model", llm_timeout=5.0, llm_max_retries=0)
-    assistant = Assistant(settings)
-    assistant.embedder = embedder
+    assistant = Assistant(settings, embedder=embedder)
     llm_server.script(Reply(text="Yamanashi agreed with Thanh Hoa's cooperation proposals [1]. They also invited "
                                  "Thanh Hoa to a conference on energy and agriculture [1].", chunk_delay=0.25))
     demo, url = serve(assistant)

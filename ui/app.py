@@ -3,8 +3,10 @@
 The assistant (embedding model, open index) is shared by everyone using the
 page; each browser session keeps its own conversation in a ``gr.State``, so
 people chatting at the same time never see each other's turns.  Answers may
-run side by side, but an index update (first build, new articles) waits for
-them and they wait for it, because an update closes the index they read.
+run side by side; an index update (first build, new articles) waits for the
+running answers, and a question asked during an update waits for it, so that
+an article just added can be asked about at once.  (Each answer reads its own
+snapshot of the index, so an update could not break a running answer.)
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from rag.answers import Answer
+from rag.answers import Answer, FinalAnswer
 from rag.assistant import AddedFile, Assistant
-from rag.cli import EXPECTED_ERRORS
 from rag.config import Settings
 from rag.corpus import ArticleError, CorpusError
+from rag.errors import UserError
 from rag.generation import Turn
 from rag.indexing import IndexReport
 from rag.language import language_name
@@ -175,7 +177,7 @@ class ChatApp:
         yield self.banner("no index yet: building it, see the progress below…" if first else "checking the index…")
         try:
             self.update_index(progress)
-        except EXPECTED_ERRORS as exc:
+        except UserError as exc:
             yield self.banner(f"index unavailable: {exc}")
             return
         yield self.banner()
@@ -193,16 +195,16 @@ class ChatApp:
         try:
             while True:
                 with self.lock.reading():
-                    item = next(stream)
-                if isinstance(item, Answer):
+                    event = next(stream)
+                if isinstance(event, FinalAnswer):
                     break
-                text += item
+                text += event.text
                 yield gr.skip(), chat_messages(answers, (question, streaming_markdown(text))), gr.skip(), gr.skip()
-        except EXPECTED_ERRORS as exc:
+        except UserError as exc:
             failed = f'<span class="unsupported">⚠ {escape_text(str(exc))}</span>'
             yield gr.skip(), chat_messages(answers, (question, failed)), gr.skip(), gr.skip()
             return
-        answers = [*answers, item]
+        answers = [*answers, event.answer]
         yield gr.skip(), chat_messages(answers), sources_html(answers), answers
 
     def add_files(self, paths: list[str] | None, progress=gr.Progress(track_tqdm=True)) -> tuple:
@@ -234,7 +236,7 @@ class ChatApp:
         if added:
             try:
                 report = self.update_index(progress)
-            except EXPECTED_ERRORS as exc:
+            except UserError as exc:
                 results.append((False, f"the index was not updated: {exc}"))
             else:
                 results.append((True, report.summary()))
