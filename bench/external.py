@@ -6,7 +6,7 @@ Indexes ``passages.jsonl`` with the project's own pipeline, asks every question
 through the same search the CLI uses, and prints recall@1/5/20 per group.
 ``--vary`` scores several values of one retrieval setting (``lexical_weight``,
 ``language_calibration``, ``same_language_calibration``, ``sentence_weight``,
-``rerank_candidates``, ``candidates``) on the same index, e.g. ``--vary sentence_weight 0 1``.
+``rerank_candidates``, ``candidates``, ``name_weight``, ``name_candidates``, ``max_per_article``) on the same index, e.g. ``--vary sentence_weight 0 1``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .common import SHARED_BENCH, bench_settings, machine, table
 
 KS = (1, 5, 20)
 VARIABLE = ("lexical_weight", "language_calibration", "same_language_calibration", "sentence_weight",
-            "rerank_candidates", "candidates")
+            "rerank_candidates", "candidates", "name_weight", "name_candidates", "max_per_article")
 
 
 def run(quick: bool = False, rebuild: bool = False, vary: tuple[str, list[str]] | None = None, **overrides) -> None:
