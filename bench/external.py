@@ -23,7 +23,8 @@ from .common import SHARED_BENCH, bench_settings, machine, table
 
 KS = (1, 5, 20)
 VARIABLE = ("lexical_weight", "language_calibration", "same_language_calibration", "sentence_weight",
-            "rerank_candidates", "candidates", "name_weight", "name_candidates", "max_per_article")
+            "rerank_candidates", "candidates", "name_weight", "name_candidates", "max_per_article",
+            "lexical_words_weight")
 
 
 def run(quick: bool = False, rebuild: bool = False, vary: tuple[str, list[str]] | None = None, **overrides) -> None:

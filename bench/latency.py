@@ -116,9 +116,9 @@ def time_stages(assistant: Assistant, question: str, timings: dict[str, list[tup
     lap("passage fetch (SQLite)")
     reranked = retriever._rerank(query, dense, passages)
     lap(f"re-ranking: language pull + best stored sentence of {s.rerank_candidates} candidates")
-    words = lexical.search(question, s.candidates)
+    by_names, by_words = lexical.search(question, s.candidates)
     lap("lexical search (BM25)")
-    fuse([[(row_id, 0.0) for row_id in reranked], words], [1.0, s.lexical_weight])
+    fuse([[(row_id, 0.0) for row_id in reranked], by_names, by_words], [1.0, s.lexical_weight, s.lexical_words_weight])
     lap("fusion")
     hits = assistant.search(question)  # untimed: the prompt needs real Hit objects
     clock = now()

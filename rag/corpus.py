@@ -241,9 +241,10 @@ def _decode(source: Source) -> str:
             return _strict(source, raw, encoding)
     if b"\x00" in raw[:8192]:
         encoding = _utf16_without_bom(raw[:8192])
-        if encoding is None:
+        text = _lenient(raw, encoding) if encoding else None
+        if text is None or not _looks_like_text(text):
             raise ArticleError(f"{source.location}: binary file, not text; remove it from the corpus", source.doc_id)
-        return _strict(source, raw, encoding)
+        return text
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -267,6 +268,21 @@ def _utf16_without_bom(sample: bytes) -> str | None:
     if zero_even >= 0.4 * pairs and zero_odd == 0:
         return "utf-16-be"
     return None
+
+
+def _lenient(raw: bytes, encoding: str) -> str | None:
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+def _looks_like_text(text: str) -> bool:
+    """Printable characters with spaces between words: what UTF-16 text is and other binary data
+    (``b"\\x00\\xff" * 100`` decodes as "ÿÿÿ…") is not."""
+    sample = text[:4000]
+    printable = all(ch.isprintable() or ch in "\n\r\t" for ch in sample)
+    return printable and sum(ch.isspace() for ch in sample) >= 0.05 * len(sample)
 
 
 def _strict(source: Source, raw: bytes, encoding: str) -> str:

@@ -193,8 +193,7 @@ def test_pooled_sentence_spans_account_for_the_title_before_the_text(embedder, m
         "Harga cabai rawit di pasar tradisional Bandung naik menjadi 80 ribu rupiah per kilogram. "
         "Tim nasional bulu tangkis Indonesia meraih dua medali emas di kejuaraan Asia. "
         "Hujan deras menyebabkan banjir setinggi satu meter di tiga kecamatan di Bekasi.\n")
-    assistant = Assistant(make_settings(corpus, tmp_path / "index"))
-    assistant.embedder = embedder
+    assistant = Assistant(make_settings(corpus, tmp_path / "index"), embedder=embedder)
     assistant.index(progress=False)
     [passage] = assistant.store.all_passages()
     assert not passage.text.startswith("Gubernur")  # the title is embedded before the text
