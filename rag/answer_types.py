@@ -112,6 +112,12 @@ def expected_type(question: str) -> str | None:
     return None
 
 
+def roles_in(text: str) -> frozenset[str]:
+    """The offices (:data:`ROLES`) ``text`` names, in any of the languages: "Wali Kota" and "thị trưởng" are "mayor"."""
+    folded = fold(text)
+    return frozenset(role for role, cue in _ROLE_CUES.items() if cue.search(folded))
+
+
 def has_type(sentence: str, answer_type: str | None, question: str = "") -> bool:
     """Whether ``sentence`` contains an answer of ``answer_type`` (always true for untyped questions).
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .answer_types import roles_in
 from .answers import Citation
 from .chunking import split_sentences
 from .embeddings import Embedder
@@ -83,16 +84,22 @@ class Support:
     missing_numbers: tuple[str, ...]
     similarity: float  # the best cosine of the claim and a sentence of the passages
     quotes: Mapping[int, tuple[str, float]]  # source number -> its sentence closest to the claim, and the cosine
+    # offices the claim gives that the passages never name: a real model answered "Wali Kota Daejeon adalah
+    # ông Nguyễn Văn Thọ" from an article naming Daejeon and Mr Tho (a Vietnamese council's vice chairman)
+    missing_roles: tuple[str, ...] = ()
 
     @property
     def backed(self) -> bool:
-        return not self.missing_names and not self.missing_numbers and self.similarity >= SUPPORT_SIMILARITY
+        return (not self.missing_names and not self.missing_numbers and not self.missing_roles
+                and self.similarity >= SUPPORT_SIMILARITY)
 
     def reason(self) -> str:
         if self.missing_names:
             return f"its source does not mention {', '.join(self.missing_names)}"
         if self.missing_numbers:
             return f"its source does not give {', '.join(self.missing_numbers)}"
+        if self.missing_roles:
+            return f"its source names no {', '.join(self.missing_roles)}"
         return "its source does not say this"
 
 
@@ -215,7 +222,8 @@ def supports(claim: str, claim_vector: np.ndarray, passages: Mapping[int, tuple[
         closest, similarity = own.closest(claim_vector)
         quotes[n] = (own.texts(passage)[closest], similarity)
     best = max(similarity for _, similarity in quotes.values())
-    return Support(missing_names, missing_numbers, best, quotes)
+    missing_roles = tuple(sorted(roles_in(claim) - roles_in(text)))
+    return Support(missing_names, missing_numbers, best, quotes, missing_roles)
 
 
 def _name_found(mention: NameMention, places: frozenset[str], words: set[str]) -> bool:

@@ -122,6 +122,17 @@ def test_the_wrong_mayor_is_not_backed_though_most_of_its_words_are_there(seed_a
     assert not verdict.backed and verdict.missing_names and "Daejeon" in verdict.reason()
 
 
+def test_an_office_the_passage_never_names_is_not_backed(seed_assistant, passages):
+    """What local-llm answered to "Siapa Wali Kota Daejeon?" (2026-12-02): every name is in the cited
+    Vietnamese article, which says Mr Tho is a vice chairman of Ho Chi Minh City's council, not a mayor."""
+    claim = "Wali Kota Daejeon adalah ông Nguyễn Văn Thọ, Phó Chủ tịch Thường trực HĐND TP HCM."
+    verdict = judge(seed_assistant, passages, claim, "Ông Nguyễn Văn Thọ, Phó Chủ tịch Thường trực HĐND TP HCM")
+    assert verdict.missing_names == () and verdict.missing_roles == ("mayor",)
+    assert not verdict.backed and "mayor" in verdict.reason()
+    seongnam = judge(seed_assistant, passages, "The mayor of Seongnam is Shin Sang Jin.", SEONGNAM_MAYOR)
+    assert seongnam.missing_roles == () and seongnam.backed
+
+
 def test_a_country_is_found_under_its_name_in_another_language(seed_assistant, passages):
     claim = "The Daejeon City Council delegation from South Korea was led by its Vice Chairman Hwang Kyoung Ah."
     verdict = judge(seed_assistant, passages, claim, "Đoàn Hội đồng TP Daejeon - Hàn Quốc")
