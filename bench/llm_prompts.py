@@ -30,7 +30,7 @@ from rag.assistant import Assistant
 from rag.config import load_settings
 from rag.evaluation import EvalQuestion, answer_contains, citation_precision, load_questions, strip_citation_markers
 from rag.generation import (
-    ANSWER_REQUEST, REFUSAL_SENTINEL, _sanitise, build_messages, is_refusal, real_title, strip_think,
+    ANSWER_REQUEST, REFUSAL_SENTINEL, _sanitise, build_messages, fit_sources, is_refusal, real_title, strip_think,
 )
 from rag.language import detect_language, language_name
 from rag.retrieval import Hit
@@ -74,16 +74,7 @@ def _xml_block(n: int, hit: Hit, real_titles: bool) -> str:
 
 def today(question: str, hits: list[Hit], lang: str, budget: int = 3000, encoding: str = "o200k_base"):
     """The messages commit 566d547 sent (made-up titles included), rebuilt from the verbatim prompt."""
-    from rag.tokens import count_tokens
-
-    blocks, included, remaining = [], [], budget
-    for hit in hits:
-        block = _xml_block(len(blocks) + 1, hit, real_titles=False)
-        cost = count_tokens(block, encoding)
-        if cost <= remaining or not blocks:
-            blocks.append(block)
-            included.append(hit)
-            remaining -= cost
+    blocks, included = fit_sources(hits, lambda n, hit: _xml_block(n, hit, real_titles=False), budget, encoding)
     language = language_name(lang)
     system = TODAY_SYSTEM.format(language=language, sentinel=REFUSAL_SENTINEL)
     tail = TODAY_TAIL.format(language=language, sentinel=REFUSAL_SENTINEL)

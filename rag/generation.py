@@ -319,6 +319,24 @@ def _answered(turns: Sequence[Turn]) -> list[Turn]:
     return kept
 
 
+def fit_sources(hits: Sequence[Hit], block_of, budget_tokens: int, encoding: str) -> tuple[list[str], list[Hit]]:
+    """Source blocks (``block_of(n, hit)``) for the hits that fit ``budget_tokens``, in order, and those hits.
+
+    One that does not fit is skipped (a later, shorter one may still go in); the first is always kept.
+    """
+    blocks: list[str] = []
+    included: list[Hit] = []
+    remaining = budget_tokens
+    for hit in hits:
+        block = block_of(len(blocks) + 1, hit)
+        cost = count_tokens(block, encoding)
+        if cost <= remaining or not blocks:
+            blocks.append(block)
+            included.append(hit)
+            remaining -= cost
+    return blocks, included
+
+
 def build_messages(
     question: str,
     hits: Sequence[Hit],
@@ -335,16 +353,7 @@ def build_messages(
     still go in); the first is always kept so the model has something to cite.
     History gets a quarter of the budget on top.
     """
-    blocks: list[str] = []
-    included: list[Hit] = []
-    remaining = budget_tokens
-    for hit in hits:
-        block = _source_block(len(blocks) + 1, hit)
-        cost = count_tokens(block, encoding)
-        if cost <= remaining or not blocks:
-            blocks.append(block)
-            included.append(hit)
-            remaining -= cost
+    blocks, included = fit_sources(hits, _source_block, budget_tokens, encoding)
     language = language_name(answer_lang)
     system = SYSTEM_PROMPT.format(language=language, sentinel=REFUSAL_SENTINEL)
     sources = "\n\n".join(blocks) or "(no sources)"
