@@ -146,9 +146,7 @@ def build_stage(grown: GrownCorpus, stage: str, earlier: list[str], embedder: Em
 
 
 def _assistant(corpus: Path, index: Path, embedder: Embedder) -> Assistant:
-    assistant = Assistant(load_settings(corpus=corpus, index=index))
-    assistant.embedder = embedder  # one model for every stage
-    return assistant
+    return Assistant(load_settings(corpus=corpus, index=index), embedder=embedder)  # one model for every stage
 
 
 # ------------------------------------------------------------------ questions and scores
