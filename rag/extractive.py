@@ -82,13 +82,9 @@ def language_pulls(centroids: LanguageCentroids, query: np.ndarray, hits: list[H
                    calibration: float, own_calibration: float) -> np.ndarray:
     """Per hit, the share of its language's pull on ``query`` that retrieval takes off its passage.
 
-    The same correction as :meth:`rag.retrieval.Retriever._rerank` (``language_calibration``
-    times the language's centroid offset, plus ``same_language_calibration`` times the
-    question's own-language pull for passages in its language), applied to sentences.
+    The same correction as retrieval's (:meth:`LanguageCentroids.pulls`), applied to sentences.
     """
-    langs = [hit.passage.lang for hit in hits]
-    own = own_calibration * centroids.own_language_pull(query, question_lang)
-    return calibration * centroids.offsets(query, langs) + own * (np.array(langs) == question_lang)
+    return centroids.pulls(query, [hit.passage.lang for hit in hits], question_lang, calibration, own_calibration)
 
 
 def _candidate_sentences(

@@ -219,6 +219,17 @@ class LanguageCentroids:
         pulls = {lang: float(shift @ query) for lang, shift in self.shifts.items()}
         return np.array([pulls.get(lang, 0.0) for lang in langs], dtype=np.float32)
 
+    def pulls(self, query: np.ndarray, langs: list[str], question_lang: str, calibration: float,
+              own_calibration: float) -> np.ndarray:
+        """Per passage language in ``langs``, what is taken off its score for ``query``: ``calibration`` times
+        its language's pull, plus ``own_calibration`` times the question's own-language pull for passages in
+        ``question_lang``.  Retrieval takes it off passages, extraction off their sentences."""
+        offsets = calibration * self.offsets(query, langs)
+        if own_calibration > 0:
+            own = own_calibration * self.own_language_pull(query, question_lang)
+            offsets = offsets + own * (np.array(langs) == question_lang)
+        return offsets
+
     def own_language_pull(self, query: np.ndarray, lang: str) -> float:
         """How much closer ``query`` (in ``lang``) sits to passages in ``lang`` than to the rest.
 
@@ -353,10 +364,8 @@ class Retriever:
             return row_ids
         langs = [passages[row_id].lang for row_id in row_ids]
         centroids = centroids_of(self.store)
-        offsets = options.language_calibration * centroids.offsets(query, langs)
-        if options.same_language_calibration > 0:
-            own = options.same_language_calibration * centroids.own_language_pull(query, question_lang)
-            offsets = offsets + own * (np.array(langs) == question_lang)
+        offsets = centroids.pulls(query, langs, question_lang, options.language_calibration,
+                                  options.same_language_calibration)
         scores = np.array([score for _, score in dense], dtype=np.float32) - offsets
         if names:
             scores = scores + options.name_weight * names.coverage([passages[row_id].doc_id for row_id in row_ids])
