@@ -202,14 +202,19 @@ class Assistant:
         timings["retrieve"] = time.perf_counter() - clock
         asked = Asked(question, standalone, lang, tuple(hits), timings)
 
+        clock = time.perf_counter()
+        extract = self._answering_extract(snapshot, asked, query)
+        timings["extract"] = time.perf_counter() - clock
         why = message("no_llm", lang)
-        if use_llm:
+        if use_llm and extract is None and self.settings.llm_gate:
+            why = message("llm_not_asked", lang)
+        elif use_llm:
             generated = yield from self._generated(snapshot, asked, history)
             if isinstance(generated, Answer):
                 yield FinalAnswer(generated)
                 return
             why = generated
-        yield FinalAnswer(self._extract(snapshot, asked, query, why))
+        yield FinalAnswer(self._extractive_answer(asked, extract, why))
 
     def _standalone(self, question: str, history: Sequence[Turn], use_llm: bool) -> str:
         if not history:
@@ -281,13 +286,24 @@ class Assistant:
         incomplete = (message("incomplete", asked.lang, reason=cut),) if cut else ()
         return asked.answer(MODE_LLM, checked.text, checked.citations, incomplete + checked.notes)
 
-    def _extract(self, snapshot: IndexSnapshot, asked: Asked, query, why: str) -> Answer:
-        """The extractive answer, noted with ``why`` there is no generated one."""
-        clock = time.perf_counter()
-        standalone = asked.standalone
-        extract = self._best_sentences(snapshot, standalone, query, list(asked.hits)) if asked.hits else None
-        asked.timings["extract"] = time.perf_counter() - clock
-        if extract is None or not self._relevant(snapshot, standalone, extract.best_score):
+    def _answering_extract(self, snapshot: IndexSnapshot, asked: Asked, query) -> Extract | None:
+        """The sentences that answer the question, or None when the passages found do not answer it.
+
+        This is also the LLM's gate (``llm_gate``): a small model cannot judge
+        from its prompt whether the sources answer (it answered every
+        unanswerable eval question with another city's mayor or an invented
+        number, eval/README.md), while this judgment, the best sentence's
+        similarity and the names the corpus never mentions, refuses them
+        without costing a generation.
+        """
+        if not asked.hits:
+            return None
+        extract = self._best_sentences(snapshot, asked.standalone, query, list(asked.hits))
+        return extract if self._relevant(snapshot, asked.standalone, extract.best_score) else None
+
+    def _extractive_answer(self, asked: Asked, extract: Extract | None, why: str) -> Answer:
+        """The extractive answer (a refusal when there is no ``extract``), noted with ``why`` there is no generated one."""
+        if extract is None:
             note = extractive_note(why, asked.lang, shown=False)
             return asked.answer(MODE_EXTRACTIVE, message("not_found", asked.lang), refused=True, notes=(note,))
         note = extractive_note(why, asked.lang, shown=True)

@@ -14,7 +14,7 @@ from .answers import Answer, FinalAnswer
 from .assistant import Assistant
 from .config import load_settings
 from .errors import UserError
-from .evaluation import check_thresholds, evaluate, load_questions, load_thresholds, write_reports
+from .evaluation import check_thresholds, evaluate, load_questions, load_thresholds, stratified_sample, write_reports
 from .evaluation import compare as compare_reports
 from .language import language_name
 
@@ -151,6 +151,9 @@ def eval_command(
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Evaluate extractive answers even if an LLM is configured")] = False,
     k: Annotated[int, typer.Option("-k", min=1, max=100, help="Chunks retrieved for retrieval metrics")] = 10,
     thresholds: Annotated[Optional[Path], typer.Option("--thresholds", help="Fail below these minimums (JSON)")] = None,
+    sample: Annotated[Optional[int], typer.Option(
+        "--sample", min=1, help="Only this many questions: every unanswerable one, answerable ones spread over the languages")
+    ] = None,
     as_json: JsonOption = False,
     compare: Annotated[
         Optional[tuple[Path, Path]], typer.Option("--compare", help="Compare two JSON reports A B and exit")
@@ -164,7 +167,9 @@ def eval_command(
         return
     try:
         assistant = prepared_assistant(corpus, index)
-        report = evaluate(assistant, load_questions(questions), use_llm=False if no_llm else None, k=k,
+        chosen = load_questions(questions)
+        chosen = stratified_sample(chosen, sample) if sample else chosen
+        report = evaluate(assistant, chosen, use_llm=False if no_llm else None, k=k,
                           progress=sys.stderr.isatty(), questions_file=questions)
         limits = load_thresholds(thresholds) if thresholds else {}
     except (UserError, ValueError, OSError) as exc:

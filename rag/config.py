@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     llm_model: str = Field("gpt-4o-mini", validation_alias=AliasChoices("RAG_LLM_MODEL", "llm_model"))
     llm_timeout: float = Field(60.0, gt=0, validation_alias=AliasChoices("RAG_LLM_TIMEOUT", "llm_timeout"))
     llm_max_retries: int = Field(2, ge=0, le=10, validation_alias=AliasChoices("RAG_LLM_MAX_RETRIES", "llm_max_retries"))
+    llm_gate: bool = Field(
+        True, description="Refuse without asking the LLM when no passage found answers closely enough (as no-LLM mode does)"
+    )
     context_tokens: int = Field(3000, ge=200, description="Token budget for passages in the prompt")
 
     # CPU threads (defaults follow bench/results-latency.md; 0 = every usable core)
