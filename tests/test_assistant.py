@@ -147,12 +147,12 @@ def test_an_answer_reads_the_index_it_started_with(indexed, corpus_copy, llm_ser
 
 def test_the_parts_are_given_to_the_constructor(seed_assistant, embedder, llm_server):
     from rag.generation import LLMClient
-    from rag.store import IndexStore
+    from rag.stores.embedded import EmbeddedStore
 
     opened = []
 
     def open_store(folder):
-        opened.append(IndexStore.open(folder))
+        opened.append(EmbeddedStore.open(folder))
         return opened[-1]
 
     settings = seed_assistant.settings.model_copy(update={"llm_base_url": llm_server.base_url, "llm_model": "given",

@@ -60,10 +60,10 @@ def test_hits_carry_their_cosine_similarity_and_serialise(seed_assistant):
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     query = seed_assistant.embedder.embed_query(question)
     for hit in hits:  # the score shown is the plain cosine, whatever re-ranked the hit
-        assert hit.score == pytest.approx(float(seed_assistant.store.vectors.reconstruct(hit.passage.row_id) @ query),
+        assert hit.score == pytest.approx(float(seed_assistant.store.vectors_for([hit.passage.row_id])[0] @ query),
                                           abs=1e-5)
     record = hits[0].to_dict()
-    assert set(record) == {"rank", "score", "doc_id", "chunk_id", "title", "url", "lang", "text"}
+    assert set(record) == {"rank", "score", "doc_id", "chunk_id", "title", "url", "lang", "source", "date", "text"}
     assert record["chunk_id"].startswith(record["doc_id"] + "#")
 
 
@@ -142,11 +142,11 @@ def test_the_language_pull_is_the_shrunk_centroid_offset(seed_assistant, embedde
 
 def test_a_language_with_few_articles_is_hardly_corrected(seed_assistant, embedder):
     """One Vietnamese article: its centroid is its topic, so correcting by it would bury the article."""
-    centroids = LanguageCentroids.of_store(seed_assistant.store)
+    centroids = seed_assistant.store.centroids()
     passages = seed_assistant.store.all_passages()
     assert len({p.doc_id for p in passages if p.lang == "vi"}) == 1
     query = embedder.embed_query("What did Ho Chi Minh City and Daejeon discuss?")
-    vectors = np.vstack([seed_assistant.store.vectors.reconstruct(p.row_id) for p in passages])
+    vectors = seed_assistant.store.vectors_for(p.row_id for p in passages)
     vi = np.array([p.lang == "vi" for p in passages])
     full_pull = float(query @ (vectors[vi].mean(axis=0) - vectors.mean(axis=0)))
     [offset] = centroids.offsets(query, ["vi"])
@@ -155,7 +155,7 @@ def test_a_language_with_few_articles_is_hardly_corrected(seed_assistant, embedd
 
 def test_the_own_language_pull_is_the_gap_between_its_centroid_and_the_rest(seed_assistant, embedder):
     passages = seed_assistant.store.all_passages()
-    vectors = np.vstack([seed_assistant.store.vectors.reconstruct(p.row_id) for p in passages])
+    vectors = seed_assistant.store.vectors_for(p.row_id for p in passages)
     langs = np.array([p.lang for p in passages])
     centroids = LanguageCentroids(passages, vectors)
     query = embedder.embed_query("Thị trưởng thành phố Seongnam là ai?")
@@ -218,7 +218,7 @@ def test_search_results_spread_over_articles(seed_assistant):
 def test_the_saved_lexical_index_ranks_like_one_built_from_the_passages(seed_assistant):
     store = seed_assistant.store
     assert (store.generation / "lexical").is_dir()
-    saved, rebuilt = LexicalIndex.of_store(store), LexicalIndex.build(store.all_passages())
+    saved, rebuilt = store.lexical(), LexicalIndex.build(store.all_passages())
     for question in ("Shin Sang Jin", "Berapa proyek dari investor TP HCM di Nghe An?", "Đà Nẵng Busan 615"):
         for ranking, rebuilt_ranking in zip(saved.search(question, 20), rebuilt.search(question, 20)):
             assert [row_id for row_id, _ in ranking] == [row_id for row_id, _ in rebuilt_ranking]
@@ -230,8 +230,8 @@ def test_the_saved_lexical_index_ranks_like_one_built_from_the_passages(seed_ass
 def test_the_saved_language_centroids_are_the_computed_ones(seed_assistant, embedder):
     store = seed_assistant.store
     passages = store.all_passages()
-    vectors = np.vstack([store.vectors.reconstruct(p.row_id) for p in passages])
-    saved, computed = LanguageCentroids.of_store(store), LanguageCentroids(passages, vectors)
+    vectors = store.vectors_for(p.row_id for p in passages)
+    saved, computed = store.centroids(), LanguageCentroids(passages, vectors)
     query = embedder.embed_query("Thị trưởng thành phố Seongnam là ai?")
     np.testing.assert_allclose(saved.offsets(query, ["id", "ms", "vi"]), computed.offsets(query, ["id", "ms", "vi"]),
                                atol=1e-6)
