@@ -194,6 +194,22 @@ class LanguageCentroids:
             shifts[lang] = weight * (vectors[mine].mean(axis=0) - overall)
         return shifts, own
 
+    @classmethod
+    def from_sums(cls, sums: dict[str, tuple[np.ndarray, int, int]]) -> LanguageCentroids:
+        """From per language (sum of its chunk vectors, chunks, articles): what a database keeps up to date as
+        articles come and go, so that the centroids cost no read of a vector (rag.stores.postgres)."""
+        centroids = cls.__new__(cls)
+        centroids.shifts, centroids.own = {}, {}
+        total = sum(s for s, _, _ in sums.values())
+        chunks = sum(n for _, n, _ in sums.values())
+        for lang, (own_sum, n, articles) in sums.items():
+            mean = own_sum / n
+            if chunks > n:
+                centroids.own[lang] = (mean - (total - own_sum) / (chunks - n)).astype(np.float32)
+            weight = articles / (articles + cls.PRIOR_ARTICLES)
+            centroids.shifts[lang] = (weight * (mean - total / chunks)).astype(np.float32)
+        return centroids
+
     def save(self, path: Path) -> None:
         with open(path, "wb") as handle:
             np.savez(handle, **{f"shift-{lang}": v for lang, v in self.shifts.items()},
