@@ -47,7 +47,7 @@ def embedder(cache_dir):
     return Embedder(cache_dir=cache_dir / "models")
 
 
-@pytest.fixture()
+@pytest.fixture(scope="session")
 def make_settings(cache_dir):
     from rag.config import load_settings
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rag.assistant import Assistant
+from rag.filters import SearchFilters
 from rag.retrieval import LanguageCentroids, LexicalIndex, QuestionNames, spread_over_articles
 from rag.store import Passage
 
@@ -249,3 +250,39 @@ def test_a_republished_copy_of_an_article_takes_no_second_place(tmp_path, make_s
     hits = assistant.search("Wali Kota Bogor membahas jembatan baru", k=3)
     assert len({h.passage.doc_id for h in hits} & {"bogor", "bogor-republished"}) == 1
     assert "buried" in {h.passage.doc_id for h in hits}
+
+
+SEED_ARTICLES = {  # doc id -> (language, date, source) of the seed corpus, as the parser reads them
+    "000_4c94815e66c1bf8a": ("id", None, "baothanhhoa.vn"),
+    "001_a446dc25cb93e1a2": ("id", None, None),
+    "002_c12aae596eddc73b": ("ms", "2025-11-25", "baothanhhoa.vn"),
+    "003_6c45966e1ec7bc90": ("vi", None, None),
+    "004_780ad07ab89a6347": ("id", None, "thoidai.com.vn"),
+}
+
+
+@pytest.mark.parametrize("filters", [
+    SearchFilters.of(languages="id"),
+    SearchFilters.of(languages="vi"),
+    SearchFilters.of(sources="thoidai.com.vn"),
+    SearchFilters.of(since="2025-11-01"),
+    SearchFilters.of(article_ids=["003_6c45966e1ec7bc90", "004_780ad07ab89a6347"]),
+    SearchFilters.of(languages="id", sources="baothanhhoa.vn"),
+], ids=str)
+def test_every_ranking_keeps_to_the_filters(seed_assistant, filters):
+    """The Yamanashi question's Malay answer is excluded by most of these: the hits must come from the admitted
+    articles only, and still fill k when they have that many chunks."""
+    admitted = {doc_id for doc_id, (lang, date, source) in SEED_ARTICLES.items()
+                if filters.admits(lang=lang, date=date, source=source, doc_id=doc_id)}
+    store = seed_assistant.store
+    available = len(store.chunk_rows(admitted))
+    hits = seed_assistant.search("What did Thanh Hoa agree with Yamanashi and Seongnam?", k=5, filters=filters)
+    assert {hit.passage.doc_id for hit in hits} <= admitted
+    assert len(hits) == min(5, available)
+    assert all(SEED_ARTICLES[h.passage.doc_id][2] == h.passage.source for h in hits)
+
+
+def test_without_filters_the_results_are_unchanged(seed_assistant):
+    question = "What did Thanh Hoa agree with Yamanashi?"
+    assert ([h.passage.row_id for h in seed_assistant.search(question, k=5)]
+            == [h.passage.row_id for h in seed_assistant.search(question, k=5, filters=SearchFilters())])
