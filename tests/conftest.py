@@ -103,7 +103,8 @@ def llm_client(llm_server):
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory):
     """A private PostgreSQL 16 with pgvector (the ``pgserver`` package), over a Unix socket, for the session."""
-    pgserver = pytest.importorskip("pgserver", reason="the postgres extra is not installed: pip install -e '.[postgres,test]'")
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed: pip install -e '.[test,postgres]'")
+    pgserver = pytest.importorskip("pgserver", reason="pgserver (the test extra) is not installed")
     server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
     yield server
     server.cleanup()

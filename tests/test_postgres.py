@@ -11,16 +11,17 @@ import shutil
 import subprocess
 import sys
 
-import psycopg
 import pytest
 
-from rag.assistant import Assistant
-from rag.filters import SearchFilters
-from rag.stores import open_store
-from rag.stores.postgres import MIGRATIONS
+psycopg = pytest.importorskip("psycopg", reason="the postgres extra is not installed")
 
-from .conftest import ROOT, SEED_CORPUS
-from .test_retrieval import QUESTIONS
+from rag.assistant import Assistant  # noqa: E402
+from rag.filters import SearchFilters  # noqa: E402
+from rag.stores import open_store  # noqa: E402
+from rag.stores.postgres import MIGRATIONS  # noqa: E402
+
+from .conftest import ROOT, SEED_CORPUS  # noqa: E402
+from .test_retrieval import QUESTIONS  # noqa: E402
 
 NEW_ARTICLE = {
     "id": "quang-ninh-okayama", "lang": "en", "date": "2026-03-03", "url": "https://example.org/qn-okayama",
