@@ -40,8 +40,10 @@ from .extractive import Extract, extract_answer, language_pulls
 from .generation import LLMClient, LLMError, Turn, build_messages, could_be_refusal, is_refusal, rewrite_followup
 from .indexing import IndexReport, update_index
 from .language import NameVocabulary, detect_language, fold, name_phrases
-from .retrieval import Hit, LexicalIndex, RetrievalOptions, Retriever, centroids_of
-from .store import IndexStore, SentenceVectors, live_generation
+from .filters import SearchFilters
+from .retrieval import Hit, RetrievalOptions, Retriever
+from .store import SentenceVectors
+from .stores import Store, open_store
 
 FOLLOW_UP_WORDS = 6  # without an LLM, a question this short after another may borrow its words for retrieval
 # ... when it names nothing ("Which conference?") or opens like a follow-up (folded: "and with Seongnam?",
@@ -83,8 +85,7 @@ class IndexSnapshot:
     closes the connection when the last reference goes).
     """
 
-    store: IndexStore
-    lexical: LexicalIndex | None  # None when the lexical search is switched off
+    store: Store
     names: NameVocabulary
 
     def sentences_of(self, hits: Sequence[Hit]) -> dict[int, SentenceVectors]:
@@ -95,13 +96,12 @@ class Assistant:
     """Answers from the articles; its parts (embedding model, index opener, LLM client) default from ``settings``."""
 
     def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None,
-                 open_store: Callable[[Path], IndexStore] = IndexStore.open, llm: LLMClient | None = None):
+                 open_store: Callable[[Path | str], Store] = open_store, llm: LLMClient | None = None):
         self.settings = settings or load_settings()
         self._embedder = embedder
         self._open_store = open_store
         self._llm = llm
-        self._store: IndexStore | None = None
-        self._lexical: LexicalIndex | None = None
+        self._store: Store | None = None
         self._names: NameVocabulary | None = None
         self._lock = threading.RLock()
 
@@ -130,7 +130,7 @@ class Assistant:
         return report
 
     @property
-    def store(self) -> IndexStore:
+    def store(self) -> Store:
         """The live index, reopened when another process has published a newer generation."""
         with self._lock:
             self._reopen_if_changed()
@@ -140,49 +140,42 @@ class Assistant:
 
     def _reopen_if_changed(self) -> None:
         """Forget a replaced generation; it is not closed, because a running answer may still be reading it."""
-        if self._store is not None and self._store.generation != live_generation(self.settings.index):
+        if self._store is not None and not self._store.is_current():
             self._store = None
-            self._lexical = None
             self._names = None
 
     def snapshot(self) -> IndexSnapshot:
-        """The live index with its lexical index and name vocabulary, all of one generation."""
+        """The live index with its name vocabulary, both of one generation."""
         with self._lock:
-            lexical = self.lexical if RetrievalOptions.from_settings(self.settings).lexical_weight > 0 else None
-            return IndexSnapshot(self.store, lexical, self.names)
-
-    @property
-    def lexical(self) -> LexicalIndex:
-        with self._lock:
-            store = self.store
-            if self._lexical is None:
-                self._lexical = LexicalIndex.of_store(store)
-            return self._lexical
+            return IndexSnapshot(self.store, self.names)
 
     @property
     def names(self) -> NameVocabulary:
         with self._lock:
             store = self.store
             if self._names is None:
-                self._names = NameVocabulary({a.doc_id: f"{a.title}\n{a.text}" for a in store.all_articles()})
+                self._names = NameVocabulary({a.doc_id: f"{a.title}\n{a.text}" for a in store.articles()})
             return self._names
 
     def retriever(self, snapshot: IndexSnapshot | None = None) -> Retriever:
         """Search over ``snapshot`` (the live index when not given)."""
         snapshot = snapshot or self.snapshot()
-        return Retriever(snapshot.store, self.embedder, snapshot.lexical, RetrievalOptions.from_settings(self.settings))
+        return Retriever(snapshot.store, self.embedder, RetrievalOptions.from_settings(self.settings))
 
-    def answer(self, question: str, history: Sequence[Turn] = (), *, use_llm: bool | None = None) -> Answer:
+    def answer(self, question: str, history: Sequence[Turn] = (), *, use_llm: bool | None = None,
+               filters: SearchFilters | None = None) -> Answer:
         """Answer ``question`` from the articles, with citations (see :meth:`answer_stream`)."""
-        *_, final = self.answer_stream(question, history, use_llm=use_llm)
+        *_, final = self.answer_stream(question, history, use_llm=use_llm, filters=filters)
         return final.answer
 
     def answer_stream(
-        self, question: str, history: Sequence[Turn] = (), *, use_llm: bool | None = None
+        self, question: str, history: Sequence[Turn] = (), *, use_llm: bool | None = None,
+        filters: SearchFilters | None = None,
     ) -> Iterator[AnswerEvent]:
         """Yield :class:`TextDelta` pieces as the model writes them, then the checked :class:`FinalAnswer`.
 
-        ``use_llm`` defaults to whether an endpoint is configured.  The whole
+        Only the articles passing ``filters`` are searched.  ``use_llm`` defaults to whether an endpoint is
+        configured.  The whole
         answer reads one :class:`IndexSnapshot`.  When the endpoint fails, or
         its answer is unusable (only markers, nothing backed by its sources),
         the answer is extractive, with a note saying why.
@@ -198,7 +191,7 @@ class Assistant:
         timings["rewrite"] = time.perf_counter() - clock
         clock = time.perf_counter()
         query = self.embedder.embed_query(standalone)
-        hits = self.retriever(snapshot).search_embedded(standalone, query, self.settings.top_k)
+        hits = self.retriever(snapshot).search_embedded(standalone, query, self.settings.top_k, filters)
         timings["retrieve"] = time.perf_counter() - clock
         asked = Asked(question, standalone, lang, tuple(hits), timings)
 
@@ -318,7 +311,7 @@ class Assistant:
         its mayor.
         """
         sentences = snapshot.sentences_of(hits)
-        pulls = language_pulls(centroids_of(snapshot.store), query, hits, detect_language(question),
+        pulls = language_pulls(snapshot.store.centroids(), query, hits, detect_language(question),
                                self.settings.language_calibration, self.settings.same_language_calibration)
         extract = extract_answer(question, query, hits, sentences, pulls)
         if not snapshot.names.mention_none(question, [c.hit.passage.doc_id for c in extract.citations]):
@@ -341,8 +334,9 @@ class Assistant:
         too_many = unknown >= self.settings.unknown_names_min
         return not (too_many and unknown >= self.settings.unknown_names_ceiling * named)
 
-    def search(self, question: str, k: int | None = None) -> list[Hit]:
-        return self.retriever().search(question, k or self.settings.top_k)
+    def search(self, question: str, k: int | None = None, filters: SearchFilters | None = None) -> list[Hit]:
+        """The best passages for ``question`` among the articles passing ``filters`` (all when None)."""
+        return self.retriever().search(question, k or self.settings.top_k, filters)
 
     # ------------------------------------------------------------ adding articles
 

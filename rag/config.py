@@ -14,13 +14,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import UserError
 
 DEFAULT_CONFIG_FILE = "rag.toml"
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+DATABASE_SCHEMES = ("postgresql://", "postgres://")  # an index setting starting so names a database, not a folder
 
 
 class ConfigError(UserError):
@@ -34,7 +35,9 @@ class Settings(BaseSettings):
 
     # where things live
     corpus: Path = Field(Path("corpus"), description="Folder of articles or a JSONL file")
-    index: Path = Field(Path("index"), description="Folder holding the built index")
+    index: Path | str = Field(
+        Path("index"), description="Folder holding the built index, or a postgresql:// URL of a shared database"
+    )
 
     # embedding and chunking (a change of any of these forces a full rebuild)
     model: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or local path")
@@ -106,6 +109,14 @@ class Settings(BaseSettings):
     query_backend: Literal["onnx", "torch"] = Field(
         "onnx", description="Runtime for questions and other small calls (onnx: same vectors, a third of the CPU)"
     )
+
+    @field_validator("index", mode="before")
+    @classmethod
+    def _folder_or_database(cls, value: Any) -> Path | str:
+        """A ``postgresql://`` (or ``postgres://``) URL stays a string; anything else is a folder."""
+        if isinstance(value, str) and value.strip().startswith(DATABASE_SCHEMES):
+            return value.strip()
+        return Path(value) if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(

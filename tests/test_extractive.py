@@ -4,12 +4,11 @@ import numpy as np
 
 from rag.extractive import extract_answer, language_pulls
 from rag.language import detect_language
-from rag.retrieval import centroids_of
 
 
 def _pulls(assistant, question, query, hits):
     settings = assistant.settings
-    return language_pulls(centroids_of(assistant.store), query, hits, detect_language(question),
+    return language_pulls(assistant.store.centroids(), query, hits, detect_language(question),
                           settings.language_calibration, settings.same_language_calibration)
 
 
