@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -79,14 +80,16 @@ def main(argv: list[str]) -> None:
         build(version, work)
 
     walls: dict[tuple[str, str], list[float]] = {}
+    cpus: dict[tuple[str, str], list[float]] = {}
     loaded: dict[tuple[str, str], str] = {}
     for _ in range(runs):
         for name in COMMANDS:  # alternate versions run by run, so load changes hit both alike
             for version in versions:
-                seconds, modules = run(version, name, work)
+                seconds, cpu, modules = run(version, name, work)
                 walls.setdefault((name, version.label), []).append(seconds)
+                cpus.setdefault((name, version.label), []).append(cpu)
                 loaded[(name, version.label)] = modules
-    print(results_table(versions, walls, loaded))
+    print(results_table(versions, walls, cpus, loaded))
     for version in versions:
         for name in COMMANDS:
             print(f"\nslowest imports, `rag {name}`, {version.label} (cumulative ms, top-level packages):")
@@ -143,26 +146,32 @@ def cli(version: Version, args: list[str], work: Path, *, check: bool = False, p
     return done
 
 
-def run(version: Version, name: str, work: Path) -> tuple[float, str]:
+def run(version: Version, name: str, work: Path) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system, the better figure on a loaded machine) and heavy imports of a run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = cli(version, COMMANDS[name], work, check=True)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     modules = next((line[len("LOADED "):] for line in done.stderr.splitlines() if line.startswith("LOADED ")), "?")
-    return seconds, modules
+    return seconds, cpu, modules
 
 
-def results_table(versions: list[Version], walls: dict, loaded: dict) -> str:
-    headers = ["command", *[f"{v.label} median s (min–max)" for v in versions]]
+def results_table(versions: list[Version], walls: dict, cpus: dict, loaded: dict) -> str:
+    headers = ["command", *[f"{v.label}: wall s, median (min–max) · CPU s" for v in versions]]
     if len(versions) == 2:
-        headers.append("speed-up")
+        headers += ["speed-up, wall", "CPU"]
     rows = []
     for name in COMMANDS:
         row = [f"`rag {name}`"]
         for version in versions:
             values = walls[(name, version.label)]
-            row.append(f"{median(values):.2f} ({min(values):.2f}–{max(values):.2f})")
+            row.append(f"{median(values):.2f} ({min(values):.2f}–{max(values):.2f}) · "
+                       f"{median(cpus[(name, version.label)]):.2f}")
         if len(versions) == 2:
-            row.append(f"{median(walls[(name, versions[0].label)]) / median(walls[(name, versions[1].label)]):.1f}×")
+            old, new = ((name, v.label) for v in versions)
+            row += [f"{median(walls[old]) / median(walls[new]):.1f}×", f"{median(cpus[old]) / median(cpus[new]):.1f}×"]
         rows.append(row)
     loaded_rows = [[f"`rag {name}`", *[loaded[(name, v.label)] or "–" for v in versions]] for name in COMMANDS]
     return (table(headers, rows) + "\n\nheavy packages imported:\n\n"

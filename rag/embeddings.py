@@ -76,6 +76,11 @@ def resolve_model(name: str, cache_dir: Path) -> ResolvedModel:
 def _hub_cache_snapshot(name: str) -> str | None:
     if "/" not in name:
         return None
+    from huggingface_hub import constants
+
+    # The hub client takes half a second to import; most machines have no cached copy to find with it.
+    if not (Path(constants.HF_HUB_CACHE) / constants.REPO_ID_SEPARATOR.join(["models", *name.split("/")])).is_dir():
+        return None
     from huggingface_hub import snapshot_download
 
     try:
