@@ -9,7 +9,7 @@ once beforehand into the work folder (untimed), so every timed run is the
 "nothing to index" case; the page cache is warm, the process is cold.
 
 ``--against REV`` also runs the same commands with the code of ``REV`` (a git
-revision, checked out with ``git worktree`` into the work folder), in
+revision, checked out with ``git worktree`` into the work folder for the run), in
 alternation with the working tree's, so both see the same load; the table
 gives medians and the ratio.  One ``python -X importtime`` run per command and
 version names the costliest imports, and an ``atexit`` hook lists which heavy
@@ -30,6 +30,8 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -72,9 +74,23 @@ def main(argv: list[str]) -> None:
     runs = 3 if args.quick else args.runs
 
     work = WORK / "startup"
-    versions = [Version("this tree", ROOT, work / "index-tree")]
-    if args.against:
-        versions.insert(0, Version(args.against, checkout(args.against, work / "against"), work / "index-against"))
+    with ExitStack() as stack:
+        versions = [Version("this tree", ROOT, work / "index-tree")]
+        if args.against:
+            old = stack.enter_context(checkout(args.against, work / "against"))
+            versions.insert(0, Version(args.against, old, work / "index-against"))
+        measure(versions, runs, work)
+    print("\nname vocabulary (NameVocabulary over every article, built by the first question of a process):")
+    for label, corpus, limit in (("seed corpus", SEED, None), (args.names_corpus.name, args.names_corpus,
+                                                                args.names_articles)):
+        if corpus.exists():
+            n, seconds = time_name_vocabulary(corpus, limit)
+            print(f"  {label}: {n} articles, median {seconds * 1000:.0f} ms ({seconds / n * 1000:.1f} ms an article)")
+    print(f"\nload at the end {os.getloadavg()[0]:.1f}")
+
+
+def measure(versions: list[Version], runs: int, work: Path) -> None:
+    """Build each version's index, then time the commands in alternation and print the tables."""
     print(f"# CLI start-up, {machine()}; {runs} runs per command and version; load {os.getloadavg()[0]:.1f}\n")
     for version in versions:
         build(version, work)
@@ -94,29 +110,22 @@ def main(argv: list[str]) -> None:
         for name in COMMANDS:
             print(f"\nslowest imports, `rag {name}`, {version.label} (cumulative ms, top-level packages):")
             print("  " + ", ".join(f"{pkg} {ms:.0f}" for pkg, ms in import_offenders(version, name, work)))
-    print("\nname vocabulary (NameVocabulary over every article, built by the first question of a process):")
-    for label, corpus, limit in (("seed corpus", SEED, None), (args.names_corpus.name, args.names_corpus,
-                                                                args.names_articles)):
-        if corpus.exists():
-            n, seconds = time_name_vocabulary(corpus, limit)
-            print(f"  {label}: {n} articles, median {seconds * 1000:.0f} ms ({seconds / n * 1000:.1f} ms an article)")
-    print(f"\nload at the end {os.getloadavg()[0]:.1f}")
 
 
-def checkout(rev: str, folder: Path) -> Path:
-    """The code of ``rev`` in a detached git worktree (reused when it is already at that commit)."""
-    commit = git("rev-parse", rev)
-    if folder.exists() and git("-C", str(folder), "rev-parse", "HEAD") == commit:
-        return folder
+@contextmanager
+def checkout(rev: str, folder: Path) -> Iterator[Path]:
+    """The code of ``rev`` in a detached git worktree for the run, removed afterwards."""
     if folder.exists():
         git("worktree", "remove", "--force", str(folder))
-    git("worktree", "add", "--detach", str(folder), commit)
-    return folder
+    git("worktree", "add", "--detach", str(folder), git("rev-parse", rev))
+    try:
+        yield folder
+    finally:
+        git("worktree", "remove", "--force", str(folder))
 
 
 def git(*args: str) -> str:
-    return subprocess.run(["git", "-C", str(ROOT), *args] if args[0] != "-C" else ["git", *args],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def build(version: Version, work: Path) -> None:
