@@ -31,7 +31,7 @@ import torch
 
 from rag.assistant import Assistant
 from rag.corpus import load_corpus
-from rag.embeddings import Embedder, OnnxEncoder
+from rag.embeddings import ONNX_GRAPH, Embedder, OnnxEncoder
 from rag.evaluation import load_questions, ranked_articles
 from rag.indexing import chunk
 from rag.threads import resolve
@@ -79,23 +79,23 @@ class OnnxEmbedder(Embedder):
 
     @cached_property
     def onnx(self) -> OnnxEncoder:
-        return OnnxEncoder(self.model, self.graph, self.query_threads)
+        return OnnxEncoder(self.onnx_folder, self.query_threads, self.graph)
 
     @cached_property
     def onnx_bulk(self) -> OnnxEncoder:
-        return OnnxEncoder(self.model, self.graph, self.bulk_threads)
+        return OnnxEncoder(self.onnx_folder, self.bulk_threads, self.graph)
 
     @cached_property
     def graph(self):
         """The project's export, or its int8 dynamic quantisation by ONNX Runtime."""
         if not self.int8:
-            return self.onnx_path
+            return self.onnx_folder / ONNX_GRAPH
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        int8 = WORK / "throughput" / f"{self.onnx_path.parent.name}-int8.onnx"
+        int8 = WORK / "throughput" / f"{self.onnx_folder.name}-int8.onnx"
         if not int8.exists():
             int8.parent.mkdir(parents=True, exist_ok=True)
-            quantize_dynamic(str(self.onnx_path), str(int8), weight_type=QuantType.QInt8)
+            quantize_dynamic(str(self.onnx_folder / ONNX_GRAPH), str(int8), weight_type=QuantType.QInt8)
         return int8
 
 

@@ -121,12 +121,13 @@ class Assistant:
                 self._llm = LLMClient(self.settings)
             return self._llm
 
-    def index(self, *, rebuild: bool = False, progress: bool = True) -> IndexReport:
-        """Bring the index up to date with the corpus (incrementally unless ``rebuild``); ready the question encoder."""
+    def index(self, *, rebuild: bool = False, progress: bool = True, load_queries: bool = True) -> IndexReport:
+        """Bring the index up to date with the corpus (incrementally unless ``rebuild``); ready the question encoder
+        (exported once; loaded in the background unless ``load_queries`` is false: ``rag index`` asks nothing)."""
         with self._lock:
             report = update_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)
             self._reopen_if_changed()
-        self.embedder.prepare_queries(progress=progress)
+        self.embedder.prepare_queries(progress=progress, load=load_queries)
         return report
 
     @property
@@ -336,6 +337,9 @@ class Assistant:
 
     def search(self, question: str, k: int | None = None, filters: SearchFilters | None = None) -> list[Hit]:
         """The best passages for ``question`` among the articles passing ``filters`` (all when None)."""
+        # The language first (cached for retrieval): lingua loads its models holding the GIL, the question
+        # encoder loads without it, so in a fresh process the two overlap (see Embedder.prepare_queries).
+        detect_language(question)
         return self.retriever().search(question, k or self.settings.top_k, filters)
 
     # ------------------------------------------------------------ adding articles

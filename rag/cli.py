@@ -1,4 +1,9 @@
-"""The ``rag`` command: a thin layer over :class:`rag.assistant.Assistant`."""
+"""The ``rag`` command: a thin layer over :class:`rag.assistant.Assistant`.
+
+Each command imports what it uses when it runs: a process runs one command,
+and importing the whole library (openai, the evaluation, Gradio for ``rag
+ui``) before parsing the arguments cost every command seconds (bench/README.md §10).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,17 @@ import json
 import sys
 import textwrap
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .answers import Answer, FinalAnswer
-from .assistant import Assistant
 from .config import load_settings
 from .errors import UserError
-from .evaluation import check_thresholds, evaluate, load_questions, load_thresholds, stratified_sample, write_reports
 from .filters import SearchFilters
-from .evaluation import compare as compare_reports
-from .language import language_name
+
+if TYPE_CHECKING:
+    from .answers import Answer
+    from .assistant import Assistant
 
 app = typer.Typer(
     help="Ask questions about a multilingual news corpus, with cited answers.",
@@ -40,6 +44,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 
 def make_assistant(corpus: Path | None, index: str | None) -> Assistant:
+    from .assistant import Assistant
+
     return Assistant(load_settings(corpus=corpus, index=index))
 
 
@@ -61,7 +67,8 @@ def index(
 ) -> None:
     """Build the index, or update it with the articles added, changed or removed since the last build."""
     try:
-        report = make_assistant(corpus, index).index(rebuild=rebuild, progress=sys.stderr.isatty())
+        assistant = make_assistant(corpus, index)
+        report = assistant.index(rebuild=rebuild, progress=sys.stderr.isatty(), load_queries=False)
     except UserError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -83,6 +90,8 @@ def search(
     source: SourceOption = None,
 ) -> None:
     """Show the passages that best match a question (updates the index first if needed)."""
+    from .language import language_name
+
     try:
         filters = SearchFilters.of(languages=lang, since=since, until=until, sources=source)
         hits = prepared_assistant(corpus, index).search(question, k, filters)
@@ -125,6 +134,8 @@ def ask(
     source: SourceOption = None,
 ) -> None:
     """Answer a question from the articles, citing the passages it relies on."""
+    from .answers import FinalAnswer
+
     try:
         filters = SearchFilters.of(languages=lang, since=since, until=until, sources=source)
         assistant = prepared_assistant(corpus, index)
@@ -147,6 +158,8 @@ def ask(
 
 def print_answer(answer: Answer, text_already_shown: bool) -> None:
     """Notes, then the answer unless it was streamed unchanged (the check flags, moves or drops markers), then sources."""
+    from .language import language_name
+
     for note in answer.notes:
         typer.secho(note, fg=typer.colors.YELLOW)
     if not text_already_shown:
@@ -180,6 +193,9 @@ def eval_command(
     index: IndexOption = None,
 ) -> None:
     """Measure retrieval and answers on a question set; write JSON and Markdown reports."""
+    from .evaluation import check_thresholds, evaluate, load_questions, load_thresholds, stratified_sample, write_reports
+    from .evaluation import compare as compare_reports
+
     if compare:
         typer.echo(compare_reports(*compare))
         return

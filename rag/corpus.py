@@ -25,9 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bs4 import BeautifulSoup
-from charset_normalizer import from_bytes
-
 from .errors import UserError
 from .language import detect_language
 
@@ -266,6 +263,8 @@ def _decode(source: Source) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    from charset_normalizer import from_bytes  # imported here, as bs4 below: a no-op `rag index` parses nothing
+
     best = from_bytes(raw, cp_isolation=list(LEGACY_ENCODINGS)).best()
     if best is None:
         raise ArticleError(f"{source.location}: unknown text encoding; re-save it as UTF-8", source.doc_id)
@@ -318,6 +317,8 @@ def _nfc(text: str) -> str:
 
 
 def _html_to_text(html: str) -> tuple[str, dict[str, str]]:
+    from bs4 import BeautifulSoup
+
     soup = BeautifulSoup(html, "html.parser")
     meta = {}
     og_title = soup.find("meta", property="og:title")

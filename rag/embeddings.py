@@ -14,16 +14,23 @@ Two runtimes compute the same vectors: bulk embedding (indexing) runs on
 torch over every core, while questions and other small calls run on ONNX
 Runtime on one thread, which costs a third of torch's CPU time per question
 (see :mod:`rag.threads` and bench/results-latency.md).  The ONNX graph is
-exported from the loaded model once and kept beside the model cache.
+exported from the loaded model once and kept beside the model cache, with the
+tokenizer and the few facts a question needs (:class:`EncoderSpec`), so a
+process that only asks questions never loads the model, nor imports torch or
+sentence-transformers (bench/README.md §10: they were most of every CLI
+command's start-up).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
+import threading
 import warnings
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -69,6 +76,11 @@ def resolve_model(name: str, cache_dir: Path) -> ResolvedModel:
 def _hub_cache_snapshot(name: str) -> str | None:
     if "/" not in name:
         return None
+    from huggingface_hub import constants
+
+    # The hub client takes half a second to import; most machines have no cached copy to find with it.
+    if not (Path(constants.HF_HUB_CACHE) / constants.REPO_ID_SEPARATOR.join(["models", *name.split("/")])).is_dir():
+        return None
     from huggingface_hub import snapshot_download
 
     try:
@@ -100,6 +112,8 @@ class Embedder:
         self.query_threads = query_threads
         self.bulk_threads = bulk_threads
         self.query_backend = query_backend
+        self._onnx_lock = threading.Lock()
+        self._onnx_loading: Future[OnnxEncoder] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embedder:
@@ -127,19 +141,35 @@ class Embedder:
 
     @property
     def dim(self) -> int:
+        """The vector size; read from the exported question encoder while the model is not loaded.
+
+        The index's manifest check needs it, and a ``rag index`` with nothing
+        to do should not load the model (seconds of torch) to learn it.
+        """
+        if "model" not in vars(self) and self.query_backend == "onnx":
+            spec = EncoderSpec.load(self._onnx_folder())
+            if spec is not None:
+                return spec.dim
         return int(self.model.get_embedding_dimension())
 
-    def prepare_queries(self, *, progress: bool = False) -> None:
-        """Load the question backend now (exporting it to ONNX the first time), so the first question does not wait.
+    def prepare_queries(self, *, progress: bool = False, load: bool = True) -> None:
+        """Export the question encoder if it is not yet, then (``load``) start loading it in the background.
 
         The export takes about a minute on two cores and writes ~470 MB once;
         ``rag index`` and the UI's start-up pay it instead of the first user.
+        Loading it costs about 1.5 s of CPU (most of it the tokenizer's 250k
+        pieces); ONNX Runtime builds its session without holding the GIL, so
+        that part overlaps with what the first question does before it needs a
+        vector (language detection, opening the index).  A command that will
+        ask nothing passes ``load=False``.
         """
         if self.query_backend != "onnx":
             return
-        if progress and not self._onnx_file().is_file():
+        if progress and EncoderSpec.load(self._onnx_folder()) is None:
             print("preparing the ONNX question encoder (once, about a minute)…", file=sys.stderr, flush=True)
-        self.onnx  # noqa: B018 - the cached property does the work
+        self.onnx_folder  # noqa: B018 - the cached property does the work
+        if load:
+            self._load_onnx()
 
     def _prompt(self, kind: str) -> str | None:
         return kind if kind in (self.model.prompts or {}) else None
@@ -203,7 +233,7 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         texts = [text.strip() for text in texts]  # trailing spaces change the tokens, not the meaning
         if not bulk and self.query_backend == "onnx":
-            return self.onnx.encode(texts, self._prompt_text(kind), batch_size)
+            return self.onnx.encode(texts, self.onnx.spec.prompts.get(kind), batch_size)
         with torch_threads(self.bulk_threads if bulk else self.query_threads):
             vectors = self.model.encode(
                 texts,
@@ -219,19 +249,29 @@ class Embedder:
         name = self._prompt(kind)
         return self.model.prompts[name] if name else None
 
-    @cached_property
+    @property
     def onnx(self) -> OnnxEncoder:
         """The model on ONNX Runtime, for interactive calls (its thread count is fixed when it is made)."""
-        return OnnxEncoder(self.model, self.onnx_path, self.query_threads)
+        return self._load_onnx().result()
+
+    def _load_onnx(self) -> Future[OnnxEncoder]:
+        """The encoder, loading once on a worker thread (not a daemon: a process exits only after the load ends)."""
+        with self._onnx_lock:
+            if self._onnx_loading is None:
+                folder = self.onnx_folder
+                pool = ThreadPoolExecutor(1, thread_name_prefix="onnx-load")
+                self._onnx_loading = pool.submit(OnnxEncoder, folder, self.query_threads)
+                pool.shutdown(wait=False)  # the worker ends with its one task
+            return self._onnx_loading
 
     @cached_property
-    def onnx_path(self) -> Path:
-        """The model exported to ONNX, once, in the model cache."""
-        return export_onnx(self.model, self._onnx_file())
+    def onnx_folder(self) -> Path:
+        """The model exported to ONNX, once, in the model cache (loading the model only to export it)."""
+        folder = self._onnx_folder()
+        return folder if EncoderSpec.load(folder) is not None else export_onnx(self.model, folder)
 
-    def _onnx_file(self) -> Path:
-        folder = self.cache_dir / f"onnx-{hashlib.sha256(self.resolved.fingerprint.encode()).hexdigest()[:16]}"
-        return folder / "model.onnx"
+    def _onnx_folder(self) -> Path:
+        return self.cache_dir / f"onnx-{hashlib.sha256(self.resolved.fingerprint.encode()).hexdigest()[:16]}"
 
 
 def _pool_span(tokens: np.ndarray, offsets: np.ndarray, mask: np.ndarray, start: int, end: int) -> np.ndarray | None:
@@ -252,45 +292,140 @@ def _inference_mode():
 # ------------------------------------------------------------------ ONNX Runtime
 
 
+ONNX_GRAPH = "encoder.onnx"  # the graph; its weights are in ONNX_GRAPH + ".data", which ONNX Runtime memory-maps
+LEGACY_GRAPH = "model.onnx"  # the graph with its weights inside, as exported before 2026-12-02
+ONNX_TOKENIZER = "tokenizer.json"  # the Rust tokenizer transformers runs for the model, as it runs it
+ONNX_SPEC = "encoder.json"  # an EncoderSpec, written last: its presence means the folder is complete
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What encoding a question needs besides the graph and the tokenizer, saved with them at export."""
+
+    dim: int
+    max_length: int  # tokens; longer inputs are cut, as sentence-transformers cuts them
+    pad_id: int
+    pad_token: str
+    padding_side: str
+    truncation_side: str
+    prompts: dict[str, str]  # the model's named prompts ("query" -> "query: ")
+
+    @classmethod
+    def of_model(cls, model) -> EncoderSpec:
+        """The spec of a loaded sentence-transformers model; a model the encoder cannot reproduce is refused."""
+        if [type(module).__name__ for module in model] != ["Transformer", "Pooling", "Normalize"] or \
+                model[1].pooling_mode != "mean":
+            raise ModelError("query_backend = 'onnx' supports mean-pooled models only; set query_backend = 'torch'")
+        tokenizer = model.tokenizer
+        if getattr(tokenizer, "backend_tokenizer", None) is None:
+            raise ModelError("query_backend = 'onnx' needs a model with a fast tokenizer; set query_backend = 'torch'")
+        return cls(int(model.get_embedding_dimension()), int(model.max_seq_length), int(tokenizer.pad_token_id),
+                   str(tokenizer.pad_token), tokenizer.padding_side, tokenizer.truncation_side, dict(model.prompts))
+
+    @classmethod
+    def load(cls, folder: Path) -> EncoderSpec | None:
+        """The spec saved in ``folder``; None when the folder holds no complete export."""
+        try:
+            spec = cls(**json.loads((folder / ONNX_SPEC).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
+        return spec if (folder / ONNX_GRAPH).is_file() and (folder / ONNX_TOKENIZER).is_file() else None
+
+
 class OnnxEncoder:
-    """The model's transformer run by ONNX Runtime, with sentence-transformers' own tokenisation and mean pooling.
+    """The model's transformer run by ONNX Runtime, tokenised by the model's own Rust tokenizer, mean-pooled.
 
     Why: for one question it was measured to need about a third of torch's CPU
     time, for the same vectors (cosine >= 0.9999), so it serves the interactive
     calls; bulk embedding was no faster this way and stays on torch
-    (bench/results-latency.md).
+    (bench/results-latency.md).  It reads only the files of an export
+    (:func:`export_onnx`), so making one imports neither torch nor transformers.
     """
 
-    def __init__(self, model, onnx_path: Path, threads: int):
+    def __init__(self, folder: Path, threads: int, graph: Path | None = None):
+        """``graph`` replaces the export's own (bench/throughput.py runs a quantised copy)."""
         import onnxruntime as ort
+        from tokenizers import Tokenizer
 
-        if [type(module).__name__ for module in model] != ["Transformer", "Pooling", "Normalize"] or \
-                model[1].pooling_mode != "mean":
-            raise ModelError("query_backend = 'onnx' supports mean-pooled models only; set query_backend = 'torch'")
-        self.model = model
+        spec = EncoderSpec.load(folder)
+        if spec is None:
+            raise ModelError(f"{folder} holds no complete ONNX export; delete it to have it made again")
+        self.spec = spec
+        self.tokenizer = Tokenizer.from_file(str(folder / ONNX_TOKENIZER))
+        # as transformers configures it for a padded, truncated batch
+        self.tokenizer.enable_truncation(spec.max_length, strategy="longest_first", direction=spec.truncation_side)
+        self.tokenizer.enable_padding(direction=spec.padding_side, pad_id=spec.pad_id, pad_token=spec.pad_token)
         options = ort.SessionOptions()
         options.intra_op_num_threads = resolve_threads(threads)
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(graph or folder / ONNX_GRAPH), options,
+                                            providers=["CPUExecutionProvider"])
+
+    def tokenize(self, texts: list[str], prompt: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids and attention mask of ``prompt + text`` for each text, padded to the longest."""
+        encodings = self.tokenizer.encode_batch([(prompt or "") + text for text in texts])
+        return (np.array([e.ids for e in encodings], dtype=np.int64),
+                np.array([e.attention_mask for e in encodings], dtype=np.int64))
 
     def encode(self, texts: list[str], prompt: str | None, batch_size: int) -> np.ndarray:
         order = np.argsort([-len(text) for text in texts], kind="stable")  # batch by length, as encode() does
-        vectors = np.zeros((len(texts), self.model.get_embedding_dimension()), dtype=np.float32)
+        vectors = np.zeros((len(texts), self.spec.dim), dtype=np.float32)
         for first in range(0, len(texts), batch_size):
             rows = order[first : first + batch_size]
-            features = self.model.preprocess([texts[i] for i in rows], prompt=prompt)
-            mask = features["attention_mask"].numpy().astype(np.int64)
-            hidden = self.session.run(None, {"input_ids": features["input_ids"].numpy().astype(np.int64),
-                                             "attention_mask": mask})[0]
+            ids, mask = self.tokenize([texts[i] for i in rows], prompt)
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
             pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
             vectors[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
         return vectors
 
 
-def export_onnx(model, path: Path) -> Path:
-    """Export the transformer of a sentence-transformers ``model`` to ``path`` once (atomically), and return it."""
-    if path.is_file():
-        return path
+def export_onnx(model, folder: Path) -> Path:
+    """Export a sentence-transformers ``model`` for :class:`OnnxEncoder` into ``folder`` once, and return it.
+
+    Each file is written atomically and the spec last, so an interrupted
+    export is redone; a graph exported before the tokenizer and spec were
+    saved with it is kept.
+    """
+    spec = EncoderSpec.of_model(model)
+    if EncoderSpec.load(folder) is not None:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / ONNX_GRAPH).is_file():
+        legacy = folder / LEGACY_GRAPH
+        if not legacy.is_file():
+            _export_graph(model, legacy)
+        _split_weights(legacy, folder / ONNX_GRAPH)
+    _write_replacing(folder / ONNX_TOKENIZER, model.tokenizer.backend_tokenizer.to_str())
+    _write_replacing(folder / ONNX_SPEC, json.dumps(asdict(spec), ensure_ascii=False))
+    return folder
+
+
+def _write_replacing(path: Path, text: str) -> None:
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _split_weights(whole: Path, graph: Path) -> None:
+    """Rewrite the graph ``whole`` (deleted after) as ``graph`` with its weights in a file beside it.
+
+    ONNX Runtime memory-maps such a file instead of copying every weight out
+    of the graph: a session opened in 0.4 s of CPU instead of 2 s, and the
+    process held 140 MB instead of 960 MB (the vocabulary's embeddings are
+    most of the model).  The graph is renamed into place last, so a graph
+    file always has all of its weights.
+    """
+    import onnx
+
+    partial = graph.with_name(f"{graph.stem}.{os.getpid()}.partial")
+    onnx.save_model(onnx.load(str(whole)), str(partial), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=f"{graph.name}.data", size_threshold=1024)
+    os.replace(partial, graph)
+    whole.unlink()
+
+
+def _export_graph(model, path: Path) -> None:
+    """The transformer of ``model`` as an ONNX graph at ``path``, weights included (written atomically)."""
     import torch
 
     class LastHiddenState(torch.nn.Module):  # positional inputs and one output, as the exporter wants
@@ -317,4 +452,3 @@ def export_onnx(model, path: Path) -> Path:
     except Exception as exc:  # noqa: BLE001 - the exporter fails in many ways
         partial.unlink(missing_ok=True)
         raise ModelError(f"cannot export the embedding model to ONNX ({exc}); set query_backend = 'torch'") from exc
-    return path

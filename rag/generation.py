@@ -12,8 +12,7 @@ import html
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-
-import openai
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .errors import UserError
@@ -22,6 +21,9 @@ from .chunking import _opens_with
 from .retrieval import Hit
 from .store import Passage
 from .tokens import count_tokens
+
+if TYPE_CHECKING:  # openai takes about a second to import: only a configured endpoint needs it (rag.cli)
+    import openai
 
 REFUSAL_SENTINEL = "NOT_FOUND"
 HISTORY_TURNS = 6  # older turns rarely matter and cost tokens on every request
@@ -70,6 +72,8 @@ class LLMClient:
     """A chat model behind an OpenAI-compatible endpoint, configured by :class:`Settings`."""
 
     def __init__(self, settings: Settings):
+        import openai
+
         self.model = settings.llm_model
         self.timeout = settings.llm_timeout
         self._client = openai.OpenAI(
@@ -85,6 +89,8 @@ class LLMClient:
 
     def complete(self, messages: list[dict], *, max_tokens: int | None = None) -> str:
         """The whole reply at once, without any ``<think>`` section."""
+        import openai
+
         response = self._create(messages, **({"max_tokens": max_tokens} if max_tokens else {}))
         if not isinstance(response, openai.types.chat.ChatCompletion):  # the client returns non-JSON bodies as str
             raise self._not_openai(response)
@@ -106,6 +112,8 @@ class LLMClient:
         return ReplyStream(chunks, self._error)
 
     def _create(self, messages: list[dict], **options):
+        import openai
+
         try:  # temperature 0: answers should follow the sources, not vary between runs
             return self._client.chat.completions.create(
                 model=self.model, messages=messages, temperature=0, **options
@@ -120,6 +128,8 @@ class LLMClient:
 
     def _error(self, exc: Exception, streaming: bool = False) -> LLMError:
         """One actionable line for each way the endpoint can fail."""
+        import openai
+
         where = self.describe()
         if isinstance(exc, openai.APITimeoutError):
             return LLMError(f"language model {where} timed out after {self.timeout:g} s; "
@@ -233,6 +243,8 @@ class ReplyStream:
         return next(self._deltas)
 
     def _read(self) -> Iterator[str]:
+        import openai
+
         think = _ThinkFilter()
         with self._chunks:  # closes the connection when the caller stops early
             try:

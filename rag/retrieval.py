@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import bm25s
 import numpy as np
 
 from .config import Settings
@@ -35,7 +34,9 @@ from .names import name_keys
 from .store import Passage
 from .threads import faiss_threads
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # bm25s imports scipy (0.2 s): only building or opening a lexical index needs it
+    import bm25s
+
     from .stores.base import Store
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
@@ -90,6 +91,8 @@ class LexicalIndex:
         """Over ``passages``, with their lexical tokens when already computed (the index stores them)."""
         if tokens is None:
             tokens = [lexical_tokens(f"{p.title}\n{p.text}") for p in passages]
+        import bm25s
+
         bm25 = bm25s.BM25()
         bm25.index([t or [""] for t in tokens], show_progress=False)
         return cls(np.array([p.row_id for p in passages], dtype=np.int64), np.array([p.lang for p in passages]), bm25)
@@ -101,6 +104,8 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
+        import bm25s
+
         bm25 = bm25s.BM25.load(str(folder), mmap=True, show_progress=False, verbosity=0)
         return cls(np.load(folder / "row_ids.npy"), np.load(folder / "langs.npy"), bm25)
 

@@ -1,11 +1,16 @@
 """The ``rag`` command as a user runs it."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from rag.cli import app
+
+from .conftest import ROOT
 
 
 @pytest.fixture()
@@ -117,3 +122,58 @@ def test_search_and_ask_take_filters(run, corpus_copy, tmp_path):
     assert answer["refused"] and answer["passages"] == []
     bad = run("search", "Yamanashi", "--since", "2025-13-01", *common)
     assert bad.exit_code == 1 and "since must be a date as YYYY-MM-DD" in bad.stderr
+
+
+# ------------------------------------------------------------- start-up: a command loads only what it uses
+
+# Runs the CLI, then (atexit runs after typer's sys.exit too) prints which of these it imported.
+WATCHED = ("torch", "sentence_transformers", "transformers", "gradio", "openai", "onnxruntime")
+RUN_AND_REPORT = (
+    "import atexit, json, sys\n"
+    f"atexit.register(lambda: print('IMPORTED ' + json.dumps([m for m in {WATCHED!r} if m in sys.modules]),"
+    " file=sys.stderr))\n"
+    "from rag.cli import main\n"
+    "main()\n"
+)
+
+
+@pytest.fixture()
+def fresh_process(run, cache_dir, corpus_copy, tmp_path):
+    """``rag ARGS`` in a new Python process over an index built beforehand: (exit code, stdout, imported)."""
+    index = tmp_path / "idx"
+    assert run("index", "--corpus", corpus_copy, "--index", index).exit_code == 0  # and exports the ONNX encoder
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("RAG_", "OPENAI_"))}
+    env |= {"PYTHONPATH": str(ROOT), "RAG_MODEL_CACHE": str(cache_dir / "models"), "HF_HUB_OFFLINE": "1"}
+
+    def launch(*args):
+        done = subprocess.run([sys.executable, "-c", RUN_AND_REPORT, *map(str, args), "--corpus", str(corpus_copy),
+                               "--index", str(index)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+        reports = [line for line in done.stderr.splitlines() if line.startswith("IMPORTED ")]
+        assert reports, done.stderr
+        return done.returncode, done.stdout, set(json.loads(reports[-1].removeprefix("IMPORTED ")))
+
+    return launch
+
+
+def test_index_with_nothing_to_do_loads_no_model(fresh_process):
+    """The manifest check reads the vector size from the exported encoder; nothing to embed, nothing to load."""
+    code, out, imported = fresh_process("index")
+    assert code == 0 and "up to date" in out and "5 unchanged" in out
+    assert not imported & {"torch", "sentence_transformers", "transformers", "onnxruntime", "gradio", "openai"}
+
+
+def test_search_in_a_fresh_process_embeds_the_question_without_torch(fresh_process):
+    code, out, imported = fresh_process("search", "What did Thanh Hoa agree with Yamanashi?", "-k", 3, "--json")
+    assert code == 0
+    assert json.loads(out)[0]["doc_id"] == "002_c12aae596eddc73b"  # the question was really embedded and searched
+    assert "onnxruntime" in imported
+    assert not imported & {"torch", "sentence_transformers", "transformers", "gradio", "openai"}
+
+
+def test_ask_without_an_llm_in_a_fresh_process_loads_neither_torch_nor_openai(fresh_process):
+    code, out, imported = fresh_process("ask", "What did Thanh Hoa agree with Yamanashi?", "--no-llm", "--json")
+    assert code == 0
+    answer = json.loads(out)
+    assert answer["mode"] == "extractive" and answer["citations"]
+    assert not imported & {"torch", "sentence_transformers", "transformers", "gradio", "openai"}

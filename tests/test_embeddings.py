@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rag.config import ConfigError, load_settings
-from rag.embeddings import Embedder, ModelError, OnnxEncoder, export_onnx
+from rag.embeddings import ONNX_GRAPH, Embedder, EncoderSpec, ModelError, export_onnx
 from rag.threads import faiss_threads, resolve, torch_threads, usable_cores
 
 
@@ -83,10 +83,29 @@ def test_onnx_runtime_gives_the_vectors_of_torch(embedder, cache_dir):
 
 def test_the_onnx_export_is_made_once(embedder):
     embedder.embed_query("warm")
-    exported = sorted(embedder.cache_dir.glob("onnx-*/model.onnx"))
+    exported = sorted(embedder.cache_dir.glob(f"onnx-*/{ONNX_GRAPH}"))
     assert len(exported) == 1
-    assert export_onnx(embedder.model, exported[0]) == exported[0]
+    assert (exported[0].parent / f"{ONNX_GRAPH}.data").stat().st_size > 100_000_000  # the weights, beside the graph
+    before = exported[0].stat().st_mtime_ns
+    assert export_onnx(embedder.model, exported[0].parent) == exported[0].parent
+    assert exported[0].stat().st_mtime_ns == before
     assert not list(exported[0].parent.glob("*.partial"))
+
+
+def test_a_fresh_embedder_encodes_questions_from_the_export_without_loading_the_model(embedder):
+    """What a new process does for a question: the exported graph, tokenizer and spec, no sentence-transformers."""
+    texts = ["Ai thắng giải?", "Siapa wali kota Seongnam?  ", "Thị trưởng " * 400]  # the last is cut at 512 tokens
+    expected = embedder.embed_queries(texts)
+    fresh = Embedder(cache_dir=embedder.cache_dir)
+    assert fresh.dim == embedder.dim
+    vectors = fresh.embed_queries(texts)
+    assert "model" not in vars(fresh)
+    assert np.allclose(vectors, expected, atol=1e-6)
+    for text in texts:  # the same tokens as sentence-transformers' own preprocessing
+        prompt = embedder.model.prompts["query"]
+        features = embedder.model.preprocess([text.strip()], prompt=prompt)
+        ids, mask = fresh.onnx.tokenize([text.strip()], prompt)
+        assert ids.tolist() == features["input_ids"].tolist() and mask.tolist() == features["attention_mask"].tolist()
 
 
 def test_indexing_gets_the_question_encoder_ready(embedder, make_settings, tmp_path):
@@ -99,9 +118,11 @@ def test_indexing_gets_the_question_encoder_ready(embedder, make_settings, tmp_p
     fresh = Embedder(cache_dir=embedder.cache_dir)
     fresh.model = embedder.model
     assistant = Assistant(make_settings(corpus, tmp_path / "index"), embedder=fresh)
-    assert "onnx" not in vars(fresh)
+    assert fresh._onnx_loading is None
     assistant.index(progress=False)
-    assert "onnx" in vars(fresh)
+    assert EncoderSpec.load(fresh.onnx_folder) is not None
+    assert fresh._onnx_loading is not None  # loading in the background
+    assert fresh.onnx.spec.dim == embedder.dim
 
 
 def test_onnx_refuses_a_model_it_cannot_pool(embedder, tmp_path):
@@ -109,7 +130,8 @@ def test_onnx_refuses_a_model_it_cannot_pool(embedder, tmp_path):
 
     cls_pooled = SentenceTransformer(modules=[embedder.model[0], embedder.model[2]], device="cpu")
     with pytest.raises(ModelError, match="query_backend = 'torch'"):
-        OnnxEncoder(cls_pooled, tmp_path / "unused.onnx", threads=1)
+        export_onnx(cls_pooled, tmp_path / "unused")
+    assert not (tmp_path / "unused").exists()
 
 
 def test_torch_threads_restores_after_an_error(restore_torch_threads):
