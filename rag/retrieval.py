@@ -30,6 +30,7 @@ import numpy as np
 
 from .config import Settings
 from .embeddings import Embedder
+from .filters import FilterError, SearchFilters
 from .language import detect_language, lexical_tokens, name_tokens
 from .names import name_keys
 from .store import IndexStore, Passage
@@ -306,11 +307,14 @@ class Retriever:
         self.lexical = lexical
         self.options = options
 
-    def search(self, question: str, k: int = 5) -> list[Hit]:
-        return self.search_embedded(question, self.embedder.embed_query(question), k)
+    def search(self, question: str, k: int = 5, *, filters: SearchFilters | None = None) -> list[Hit]:
+        return self.search_embedded(question, self.embedder.embed_query(question), k, filters=filters)
 
-    def search_embedded(self, question: str, query: np.ndarray, k: int = 5) -> list[Hit]:
+    def search_embedded(self, question: str, query: np.ndarray, k: int = 5, *,
+                        filters: SearchFilters | None = None) -> list[Hit]:
         """:meth:`search` with the question's vector already made (answers reuse it to pick sentences)."""
+        if filters:  # placeholder: the store branch implements filtered search in this method
+            raise FilterError("metadata filters are not supported by this build's retriever yet")
         options = self.options
         with faiss_threads(options.threads):
             dense = self.store.search(query, max(k, options.candidates))
