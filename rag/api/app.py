@@ -116,3 +116,40 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *, no_a
     start_warming(service)
     log.info("serving on http://%s:%d (%s)", host, port, "keys required" if keyring else "no sign-in")
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+
+
+class ThreadedServer:
+    """The app served by uvicorn on a thread of this process: for tests and benchmarks that need a real server."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0):
+        import uvicorn
+
+        self.host = host
+        self.port = port or free_port(host)
+        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port, log_level="warning",
+                                                     timeout_graceful_shutdown=2))
+        self._thread = threading.Thread(target=self._server.run, name="uvicorn", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> ThreadedServer:
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise OSError(f"the server did not start on {self.url}")
+            self._thread.join(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
