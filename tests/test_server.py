@@ -16,9 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import gradio as gr
 import httpx
 import openai
 import pytest
+from playwright.sync_api import Page, expect
 
 from rag.api.app import ServeRefused, ThreadedServer, check_exposure, create_app, start_warming
 from rag.api.service import Service
@@ -29,7 +31,8 @@ from rag.retrieval import Retriever
 
 from .conftest import SEED_CORPUS
 from .llm_server import fixture_reply, load_fixture
-from .test_ui import clean_settings
+from .test_ui import SLOW, browser, clean_settings  # noqa: F401  (browser: the fixture)
+from .test_ui import ask as ask_in_page
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword is deprecated)")
 READ_SECRET = "read-secret-0123456789"
@@ -371,4 +374,96 @@ def test_bad_uploads_are_refused_with_their_status_and_nothing_changes(server):
             assert response.status_code == status, (status, response.text)
             assert error_of(response)["message"]
         assert http.get("/v1/articles").json()["total"] == 5
+    assert sorted(p.name for p in server.corpus.iterdir()) == before
+
+
+# ------------------------------------------------------------------ the chat page, signed in
+
+
+def sign_in(page: Page, url: str, name: str, secret: str) -> Page:
+    page.goto(f"{url}/")
+    page.locator('input[data-testid="textbox"]').fill(name)
+    page.locator('input[type="password"]').fill(secret)
+    page.get_by_role("button", name="Login").click()
+    return page
+
+
+def signed_in(page: Page, url: str, name: str, secret: str) -> Page:
+    """The chat page, signed in with a key, once it shows the index."""
+    sign_in(page, url, name, secret)
+    expect(page.locator("#banner .index-status")).to_contain_text("chunks, index built", timeout=SLOW)
+    return page
+
+
+def field(page: Page, elem_id: str):
+    return page.locator(f"#{elem_id}").locator("input, textarea").first
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    yield context.new_page()
+    context.close()
+
+
+def test_the_chat_page_asks_for_a_key_and_refuses_a_wrong_one(server, page):
+    page.goto(f"{server.url}/")
+    expect(page.get_by_text("Sign in with the name and the secret of an API key")).to_be_visible(timeout=SLOW)
+    expect(page.locator("#chat")).to_have_count(0)
+    sign_in(page, server.url, "reader", WRITE_SECRET)  # a real secret, but not this key's
+    expect(page.get_by_text("Incorrect Credentials")).to_be_visible(timeout=SLOW)
+    expect(page.locator("#chat")).to_have_count(0)
+    with httpx.Client(base_url=server.url) as anonymous:  # nor can the page's own API be used without signing in
+        assert anonymous.get("/config").status_code == 401
+
+
+def test_a_read_key_can_chat_but_not_add_articles(server, page):
+    signed_in(page, server.url, "reader", READ_SECRET)
+    bot = ask_in_page(page, YAMANASHI_QUESTION)
+    expect(bot).to_contain_text("Yamanashi")
+    expect(page.locator("#add-articles")).to_be_hidden()
+    page.get_by_text("Filters", exact=True).click()
+    field(page, "filter-since").fill("yesterday")
+    page.fill("#question textarea", "Thị trưởng Seongnam là ai?")
+    page.click("#ask")
+    expect(page.locator('#chat [data-testid="bot"]').last).to_contain_text("YYYY-MM-DD", timeout=SLOW)
+
+
+def test_a_write_key_can_also_paste_an_article(server, page):
+    signed_in(page, server.url, "writer", WRITE_SECRET)
+    expect(page.locator("#add-articles")).to_be_visible()
+    page.get_by_text("Add articles", exact=True).click()
+    page.get_by_role("tab", name="Paste text").click()
+    field(page, "paste-title").fill("Lomba Perahu Naga Tanjung Pinang")
+    field(page, "paste-url").fill("https://example.com/perahu-naga")
+    field(page, "paste-text").fill("Lomba perahu naga di Tanjung Pinang diikuti 32 tim dari lima negara. "
+                                   "Tim dari Penang memenangkan lomba perahu naga itu pada hari Minggu.")
+    page.click("#add-text")
+    status = page.locator("#upload-status")
+    expect(status).to_contain_text("added “Lomba Perahu Naga Tanjung Pinang”", timeout=SLOW)
+    expect(status).to_contain_text("1 added")
+    with server.http(WRITE_SECRET) as http:
+        assert http.delete("/v1/articles/Lomba-Perahu-Naga-Tanjung-Pinang").status_code == 200
+
+
+@needs_filters
+def test_the_filter_controls_narrow_the_sources_of_an_answer(server, page):
+    signed_in(page, server.url, "reader", READ_SECRET)
+    page.get_by_text("Filters", exact=True).click()
+    page.get_by_label("Indonesian").check()
+    ask_in_page(page, YAMANASHI_QUESTION)
+    expect(page.locator("#sources .source-meta").first).to_contain_text("Indonesian")
+    expect(page.locator("#sources .source-meta").filter(has_text="Malay")).to_have_count(0)
+
+
+def test_the_page_refuses_writes_of_a_read_session_even_when_called_directly(server):
+    """The form is hidden from readers; its handlers check the role too, since Gradio's API can be called directly."""
+    from ui.app import READ_ONLY, ChatApp
+
+    chat = ChatApp(server.service.assistant, lock=server.service.lock, keyring=server.service.keyring)
+    before = sorted(p.name for p in server.corpus.iterdir())
+    reader, writer = gr.Request(username="reader"), gr.Request(username="writer")
+    assert READ_ONLY in chat.add_pasted("Title", "", BATAM["text"], reader)[0]
+    assert READ_ONLY in chat.add_files([str(server.corpus / f"{YAMANASHI}.txt")], reader)[0]
+    assert not chat.may_write(gr.Request(username="someone-else")) and chat.may_write(writer)
     assert sorted(p.name for p in server.corpus.iterdir()) == before
