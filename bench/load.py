@@ -70,13 +70,13 @@ class Reply:
 class Tally:
     """Every answer of a phase, kept to be checked against the references once the phase is over."""
 
-    answers: list[tuple[Question, Reply, float]] = field(default_factory=list)
+    answers: list[tuple[Question, Reply, float, bool]] = field(default_factory=list)  # ..., seconds, streamed
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, question: Question, reply: Reply, seconds: float) -> None:
+    def record(self, question: Question, reply: Reply, seconds: float, streamed: bool = False) -> None:
         with self.lock:
-            self.answers.append((question, reply, seconds))
+            self.answers.append((question, reply, seconds, streamed))
 
     def failed(self, problem: str) -> None:
         with self.lock:
@@ -86,7 +86,7 @@ class Tally:
         """Answers citing other articles than a reference answer, answers whose text is none of them, examples."""
         wrong = changed = 0
         examples = []
-        for question, reply, _ in self.answers:
+        for question, reply, _, _ in self.answers:
             allowed = [refs[question.text] for refs in references]
             bad_article = reply.cited not in {ref.cited for ref in allowed}
             bad_text = reply.text not in {ref.text for ref in allowed}
@@ -168,7 +168,7 @@ def run_client(url: str, questions: list[Question], stream: bool, until: float, 
         except (openai.OpenAIError, ValueError) as exc:
             tally.failed(f"{type(exc).__name__}: {exc}")
             continue
-        tally.record(question, reply, time.perf_counter() - started)
+        tally.record(question, reply, time.perf_counter() - started, streamed=stream)
 
 
 def run_writer(url: str, start_at: float, until: float, tally: Tally, report: dict) -> None:
@@ -219,7 +219,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def row(name: str, tally: Tally, wall: float, refs: list[dict[str, Reply]]) -> list:
-    latencies = [seconds for _, _, seconds in tally.answers]
+    latencies = [seconds for _, _, seconds, _ in tally.answers]
     wrong, changed, _ = tally.check(refs)
     return [name, len(latencies) + len(tally.errors), len(tally.errors), wrong, changed, len(latencies) / wall,
             statistics.median(latencies) if latencies else float("nan"), percentile(latencies, 0.95),
@@ -257,6 +257,11 @@ def main(argv: list[str]) -> None:
     print(table(headers, rows))
     print(f"article added in {adding.get('add_seconds', float('nan')):.2f} s under load: "
           f"{adding.get('index') or adding.get('add_error')}")
+    for name, result in (("steady", steady), ("article added", adding)):
+        streamed = [seconds for _, _, seconds, stream in result["tally"].answers if stream]
+        plain = [seconds for _, _, seconds, stream in result["tally"].answers if not stream]
+        print(f"{name}: streamed p50/p95 {percentile(streamed, 0.5):.3f}/{percentile(streamed, 0.95):.3f} s, "
+              f"plain p50/p95 {percentile(plain, 0.5):.3f}/{percentile(plain, 0.95):.3f} s")
     moved = [q.text for q in questions if after[q.text] != before[q.text]]
     print(f"{len(moved)} question(s) answered differently alone once the article was in: {moved}")
     for name, result, refs in (("steady", steady, [before]), ("adding", adding, [before, after])):

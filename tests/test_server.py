@@ -347,7 +347,11 @@ def test_an_uploaded_file_is_an_article_and_one_record_of_a_jsonl_can_be_deleted
         assert http.delete("/v1/articles/bulk-1").json()["index"]["removed"] == ["bulk-1"]
         assert [json.loads(line)["id"] for line in (server.corpus / "bulk.jsonl").read_text().splitlines()] == ["bulk-2"]
         assert http.delete("/v1/articles/bulk-2").status_code == 200
-    assert not (server.corpus / "bulk.jsonl").exists()
+        page = f"{BATAM['title']}\n\n{BATAM['text']}\n\nSumber: {BATAM['url']}\n".encode()
+        added = http.post("/v1/articles", files={"file": ("lampion.txt", page, "text/plain")})
+        assert added.status_code == 201 and added.json()["added"][0]["url"] == BATAM["url"]
+        assert http.delete("/v1/articles/lampion").json()["index"]["removed"] == ["lampion"]
+    assert not (server.corpus / "bulk.jsonl").exists() and not (server.corpus / "lampion.txt").exists()
 
 
 def test_bad_uploads_are_refused_with_their_status_and_nothing_changes(server):
