@@ -5,13 +5,12 @@ page; each browser session keeps its own conversation in a ``gr.State``, so
 people chatting at the same time never see each other's turns.  Answers may
 run side by side; an index update (first build, new articles) waits for the
 running answers, and a question asked during an update waits for it, so that
-an article just added can be asked about at once.  (Each answer reads its own
-snapshot of the index, so an update could not break a running answer.)
+an article just added can be asked about at once (:mod:`rag.locks`; the API
+of ``rag serve`` shares the lock).  :mod:`rag.api.app` mounts the page at ``/``.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,11 +139,6 @@ class ChatApp:
         except StoreError:
             manifest = None
         return banner_html(self.mode(), manifest, status)
-
-    def warm_up(self) -> None:
-        """Load the embedding model while nobody is asking yet (the first page load waits for it)."""
-        with self.lock.writing():
-            _ = self.assistant.embedder
 
     def update_index(self, progress: gr.Progress) -> IndexReport:
         """Index what changed in the corpus; the embedding progress bar shows in the page (tqdm is tracked)."""
@@ -290,16 +284,5 @@ def build_app(app: ChatApp) -> gr.Blocks:
         upload.click(app.add_files, files, [upload_status, banner, files], concurrency_id="index")
         paste.click(app.add_pasted, [title, url, text], [upload_status, banner, title, url, text],
                     concurrency_id="index")
-    return demo
-
-
-def start(assistant: Assistant, host: str, port: int, share: bool = False, block: bool = True) -> gr.Blocks:
-    """Serve the app; with ``block=False`` return once the server is up (tests)."""
-    app = ChatApp(assistant)
-    threading.Thread(target=app.warm_up, daemon=True).start()
-    demo = build_app(app)
-    demo.queue()
-    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, theme=THEME,
-                css=CSS, head=HEAD, ssr_mode=False, footer_links=["gradio"], run_history=False, quiet=not block)
     return demo
 

@@ -109,6 +109,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, *, no_a
     """``rag serve``: run until interrupted."""
     import uvicorn
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")  # uvicorn's style
     keyring = Keyring() if no_auth else Keyring.from_settings(settings)
     check_exposure(host, keyring, no_auth)
     service = Service(Assistant(settings), keyring)
@@ -134,7 +135,8 @@ class ThreadedServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def __enter__(self) -> ThreadedServer:
+    def start(self) -> ThreadedServer:
+        """Serve; returns once the server accepts connections."""
         self._thread.start()
         while not self._server.started:
             if not self._thread.is_alive():
@@ -142,9 +144,14 @@ class ThreadedServer:
             self._thread.join(0.02)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
         self._server.should_exit = True
         self._thread.join(10)
+
+    __enter__ = start
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -10,6 +10,7 @@ it.  Until then ``/readyz`` and every ``/v1`` route that needs the index say
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 
 from ..assistant import Assistant
@@ -41,7 +42,7 @@ class Service:
     def warm_up(self) -> None:
         """Load the model and bring the index up to date; ready afterwards, or failed with the reason."""
         try:
-            report = self.update_index()
+            report = self.update_index(progress=sys.stderr.isatty())  # a first build shows its progress bar
             _ = self.assistant.store
         except UserError as exc:
             self.failure = str(exc)
@@ -50,10 +51,10 @@ class Service:
         log.info("%s", report.summary())
         self._ready.set()
 
-    def update_index(self) -> IndexReport:
+    def update_index(self, progress: bool = False) -> IndexReport:
         """Index what changed in the corpus, once the running answers are done (new ones wait)."""
         with self.lock.writing():
-            return self.assistant.index(progress=False)
+            return self.assistant.index(progress=progress)
 
     def require_ready(self) -> None:
         if not self.ready:
