@@ -1,10 +1,10 @@
-"""Run a benchmark by name: ``python -m bench {external,indexing,scale,latency,throughput,baseline,language_id,llm-prompts,grown,claims,load} [--quick]``."""
+"""Run a benchmark by name: ``python -m bench {external,indexing,scale,latency,throughput,baseline,language_id,llm-prompts,grown,claims,stores,load} [--quick]``."""
 
 import importlib
 import sys
 
 BENCHMARKS = ("external", "indexing", "scale", "latency", "throughput", "baseline", "language_id", "llm-prompts",
-              "grown", "claims", "load")
+              "grown", "claims", "stores", "load")
 
 if len(sys.argv) < 2 or sys.argv[1] not in BENCHMARKS:
     sys.exit(f"usage: python -m bench {{{','.join(BENCHMARKS)}}} [--quick]")

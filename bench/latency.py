@@ -97,7 +97,7 @@ def percentile(values: list[float], q: float) -> float:
 def time_stages(assistant: Assistant, question: str, timings: dict[str, list[tuple[float, float]]]) -> None:
     """One question through the retriever's steps, each timed (wall, CPU), then the prompt built from its hits."""
     s = assistant.settings
-    store, lexical, embedder, retriever = assistant.store, assistant.lexical, assistant.embedder, assistant.retriever()
+    store, embedder, retriever = assistant.store, assistant.embedder, assistant.retriever()
     clock = now()
 
     def lap(stage: str) -> None:
@@ -116,7 +116,7 @@ def time_stages(assistant: Assistant, question: str, timings: dict[str, list[tup
     lap("passage fetch (SQLite)")
     reranked = retriever._rerank(query, dense, passages)
     lap(f"re-ranking: language pull + best stored sentence of {s.rerank_candidates} candidates")
-    by_names, by_words = lexical.search(question, s.candidates)
+    by_names, by_words = store.lexical_search(question, s.candidates)
     lap("lexical search (BM25)")
     fuse([[(row_id, 0.0) for row_id in reranked], by_names, by_words], [1.0, s.lexical_weight, s.lexical_words_weight])
     lap("fusion")

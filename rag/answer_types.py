@@ -1,4 +1,4 @@
-"""What kind of answer a question asks for: an amount of money, a day or a date, a number, a population, an area, a role.
+"""What kind of answer a question asks for: an amount of money, a day or a date, a number, a population, an area, a role, a place.
 
 Without a language model, nothing reads the chosen sentences to check that
 they answer the question, and embedding similarity cannot tell "Seongnam is a
@@ -18,8 +18,10 @@ diacritics), the same folding the lexical search uses.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .language import fold
+from .names import gazetteer_keys
 
 MONEY = "money"
 DAY = "day"
@@ -27,6 +29,10 @@ DATE = "date"
 POPULATION = "population"
 AREA = "area"
 NUMBER = "number"
+PLACE = "place"
+# Types whose absence from every relevant sentence does not refuse: the gazetteer knows Vietnam's
+# provinces, partner localities and countries, not every city a question may ask for.
+SOFT_TYPES = frozenset({PLACE})
 # Roles: "who is the governor of X?" is not answered by a sentence naming someone else's office.
 ROLES = {
     "governor": ("governors?", "gubernur", "gabenor", "thong doc"),
@@ -54,6 +60,29 @@ _WHEN = _words(
 )
 _WHICH_DAY = _words(
     "(?:what|which) (?:date|day)", "ngay (?:nao|bao nhieu|may)", "tanggal (?:berapa|brp)(?:kah)?", "tarikh (?:apa|bila)"
+)
+# "which province / prefecture / city / country …": the answer names a place the question does not,
+# of the kind asked for ("which Japanese prefecture" is not answered by a Vietnamese province).
+_PLACE_NOUNS = {
+    "prefecture": "loc:jp:", "prefektur": "loc:jp:",
+    "province": "loc:vn:", "tinh": "loc:vn:", "provinsi": "loc:vn:", "wilayah": "loc:",
+    "city": "loc:", "cities": "loc:", "thanh pho": "loc:", "kota": "loc:",
+    "locality": "loc:", "localities": "loc:", "dia phuong": "loc:", "daerah": "loc:",
+    "country": "country:", "countries": "country:", "nuoc": "country:", "quoc gia": "country:",
+    "negara": "country:", "negeri": "country:",
+}
+_PLACE_COUNTRIES = {
+    "japanese": "jp", "nhat ban": "jp", "nhat": "jp", "jepang": "jp", "jepun": "jp",
+    "korean": "kr", "south korean": "kr", "han quoc": "kr", "korea selatan": "kr", "korea": "kr",
+    "vietnamese": "vn", "viet nam": "vn", "vietnam": "vn",
+}
+_NOUN = "|".join(sorted((re.escape(n) + ("s?" if n in {"prefecture", "province"} else "") for n in _PLACE_NOUNS),
+                        key=len, reverse=True))
+_COUNTRY = "|".join(sorted(map(re.escape, _PLACE_COUNTRIES), key=len, reverse=True))
+_WHICH_PLACE = re.compile(
+    rf"\b(?:which|what) (?:(?P<before>{_COUNTRY}) )?(?P<noun>{_NOUN})\b"
+    rf"|\b(?<!ve )(?P<noun_vi>{_NOUN}) nao(?: (?:cua|o|tai) (?P<after_vi>{_COUNTRY}))?"  # not "vệ tinh nào" (which satellite)
+    rf"|\b(?P<noun_id>{_NOUN})(?: (?P<after_id>{_COUNTRY}))? (?:apa|mana)(?:kah)?\b"
 )
 _WHO = _words("who", "whom", "siapa(?:kah)?", "ai")
 _ROLE_CUES = {role: _words(*names) for role, names in ROLES.items()}
@@ -107,6 +136,8 @@ def expected_type(question: str) -> str | None:
         return AREA
     if _HOW_MANY.search(q):
         return NUMBER
+    if place_asked(question):
+        return PLACE
     if _WHO.search(q):
         return next((role for role, cue in _ROLE_CUES.items() if cue.search(q)), None)
     return None
@@ -139,7 +170,28 @@ def has_type(sentence: str, answer_type: str | None, question: str = "") -> bool
         return bool(_COUNT.search(s))
     if answer_type in _ROLE_CUES:
         return bool(_ROLE_CUES[answer_type].search(s))
+    if answer_type == PLACE:
+        prefix = place_asked(question)
+        return any(key.startswith(prefix) for key in gazetteer_keys(sentence) - _places_of(question))
     return True
+
+
+@lru_cache(maxsize=64)
+def _places_of(question: str) -> frozenset[str]:
+    return gazetteer_keys(question)
+
+
+@lru_cache(maxsize=64)
+def place_asked(question: str) -> str:
+    """The gazetteer key prefix of the place a "which …" question asks for ("loc:jp:" for a Japanese
+    prefecture, "country:" for a country), "" when it asks for none."""
+    match = _WHICH_PLACE.search(fold(question))
+    if not match:
+        return ""
+    noun = match["noun"] or match["noun_vi"] or match["noun_id"]
+    prefix = _PLACE_NOUNS.get(noun) or _PLACE_NOUNS[noun.removesuffix("s")]  # "prefectures", "provinces"
+    country = match["before"] or match["after_vi"] or match["after_id"]
+    return f"loc:{_PLACE_COUNTRIES[country]}:" if country and prefix.startswith("loc:") else prefix
 
 
 _DIGITS = re.compile(r"\d+")

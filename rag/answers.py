@@ -100,6 +100,12 @@ MESSAGES = {
         "id": "Model bahasa gagal ({reason})",
         "ms": "Model bahasa gagal ({reason})",
     },
+    "llm_not_asked": {
+        "en": "The articles found do not answer this closely enough, so the language model was not asked",
+        "vi": "Các bài báo tìm được không trả lời đủ sát câu hỏi này, nên mô hình ngôn ngữ không được hỏi",
+        "id": "Artikel yang ditemukan tidak cukup menjawab pertanyaan ini, jadi model bahasa tidak ditanya",
+        "ms": "Artikel yang ditemui tidak cukup menjawab soalan ini, jadi model bahasa tidak ditanya",
+    },
     "llm_unusable": {
         "en": "The language model's answer was not used ({reason})",
         "vi": "Câu trả lời của mô hình ngôn ngữ không được dùng ({reason})",

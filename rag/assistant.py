@@ -43,8 +43,10 @@ from .filters import SearchFilters
 from .generation import LLMClient, LLMError, Turn, build_messages, could_be_refusal, is_refusal, rewrite_followup
 from .indexing import IndexReport, update_index
 from .language import NameVocabulary, detect_language, fold, name_phrases
-from .retrieval import Hit, LexicalIndex, RetrievalOptions, Retriever, centroids_of
-from .store import IndexStore, SentenceVectors, live_generation
+from .filters import SearchFilters
+from .retrieval import Hit, RetrievalOptions, Retriever
+from .store import SentenceVectors
+from .stores import Store, open_store
 
 FOLLOW_UP_WORDS = 6  # without an LLM, a question this short after another may borrow its words for retrieval
 # ... when it names nothing ("Which conference?") or opens like a follow-up (folded: "and with Seongnam?",
@@ -86,8 +88,7 @@ class IndexSnapshot:
     closes the connection when the last reference goes).
     """
 
-    store: IndexStore
-    lexical: LexicalIndex | None  # None when the lexical search is switched off
+    store: Store
     names: NameVocabulary
 
     def sentences_of(self, hits: Sequence[Hit]) -> dict[int, SentenceVectors]:
@@ -98,13 +99,12 @@ class Assistant:
     """Answers from the articles; its parts (embedding model, index opener, LLM client) default from ``settings``."""
 
     def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None,
-                 open_store: Callable[[Path], IndexStore] = IndexStore.open, llm: LLMClient | None = None):
+                 open_store: Callable[[Path | str], Store] = open_store, llm: LLMClient | None = None):
         self.settings = settings or load_settings()
         self._embedder = embedder
         self._open_store = open_store
         self._llm = llm
-        self._store: IndexStore | None = None
-        self._lexical: LexicalIndex | None = None
+        self._store: Store | None = None
         self._names: NameVocabulary | None = None
         self._lock = threading.RLock()
 
@@ -133,7 +133,7 @@ class Assistant:
         return report
 
     @property
-    def store(self) -> IndexStore:
+    def store(self) -> Store:
         """The live index, reopened when another process has published a newer generation."""
         with self._lock:
             self._reopen_if_changed()
@@ -143,41 +143,32 @@ class Assistant:
 
     def _reopen_if_changed(self) -> None:
         """Forget a replaced generation; it is not closed, because a running answer may still be reading it."""
-        if self._store is not None and self._store.generation != live_generation(self.settings.index):
+        if self._store is not None and not self._store.is_current():
             self._store = None
-            self._lexical = None
             self._names = None
 
     def snapshot(self) -> IndexSnapshot:
-        """The live index with its lexical index and name vocabulary, all of one generation."""
+        """The live index with its name vocabulary, both of one generation."""
         with self._lock:
-            lexical = self.lexical if RetrievalOptions.from_settings(self.settings).lexical_weight > 0 else None
-            return IndexSnapshot(self.store, lexical, self.names)
-
-    @property
-    def lexical(self) -> LexicalIndex:
-        with self._lock:
-            store = self.store
-            if self._lexical is None:
-                self._lexical = LexicalIndex.of_store(store)
-            return self._lexical
+            return IndexSnapshot(self.store, self.names)
 
     @property
     def names(self) -> NameVocabulary:
         with self._lock:
             store = self.store
             if self._names is None:
-                self._names = NameVocabulary({a.doc_id: f"{a.title}\n{a.text}" for a in store.all_articles()})
+                self._names = NameVocabulary({a.doc_id: f"{a.title}\n{a.text}" for a in store.articles()})
             return self._names
 
     def retriever(self, snapshot: IndexSnapshot | None = None) -> Retriever:
         """Search over ``snapshot`` (the live index when not given)."""
         snapshot = snapshot or self.snapshot()
-        return Retriever(snapshot.store, self.embedder, snapshot.lexical, RetrievalOptions.from_settings(self.settings))
+        return Retriever(snapshot.store, self.embedder, RetrievalOptions.from_settings(self.settings))
 
-    def answer(self, question: str, history: Sequence[Turn] = (), *, use_llm: bool | None = None) -> Answer:
+    def answer(self, question: str, history: Sequence[Turn] = (), *, use_llm: bool | None = None,
+               filters: SearchFilters | None = None) -> Answer:
         """Answer ``question`` from the articles, with citations (see :meth:`answer_stream`)."""
-        *_, final = self.answer_stream(question, history, use_llm=use_llm)
+        *_, final = self.answer_stream(question, history, use_llm=use_llm, filters=filters)
         return final.answer
 
     def answer_stream(
@@ -186,7 +177,8 @@ class Assistant:
     ) -> Iterator[AnswerEvent]:
         """Yield :class:`TextDelta` pieces as the model writes them, then the checked :class:`FinalAnswer`.
 
-        ``use_llm`` defaults to whether an endpoint is configured.  The whole
+        Only the articles passing ``filters`` are searched.  ``use_llm`` defaults to whether an endpoint is
+        configured.  The whole
         answer reads one :class:`IndexSnapshot`.  When the endpoint fails, or
         its answer is unusable (only markers, nothing backed by its sources),
         the answer is extractive, with a note saying why.
@@ -202,18 +194,23 @@ class Assistant:
         timings["rewrite"] = time.perf_counter() - clock
         clock = time.perf_counter()
         query = self.embedder.embed_query(standalone)
-        hits = self.retriever(snapshot).search_embedded(standalone, query, self.settings.top_k, filters=filters)
+        hits = self.retriever(snapshot).search_embedded(standalone, query, self.settings.top_k, filters)
         timings["retrieve"] = time.perf_counter() - clock
         asked = Asked(question, standalone, lang, tuple(hits), timings)
 
+        clock = time.perf_counter()
+        extract = self._answering_extract(snapshot, asked, query)
+        timings["extract"] = time.perf_counter() - clock
         why = message("no_llm", lang)
-        if use_llm:
+        if use_llm and extract is None and self.settings.llm_gate:
+            why = message("llm_not_asked", lang)
+        elif use_llm:
             generated = yield from self._generated(snapshot, asked, history)
             if isinstance(generated, Answer):
                 yield FinalAnswer(generated)
                 return
             why = generated
-        yield FinalAnswer(self._extract(snapshot, asked, query, why))
+        yield FinalAnswer(self._extractive_answer(asked, extract, why))
 
     def _standalone(self, question: str, history: Sequence[Turn], use_llm: bool) -> str:
         if not history:
@@ -285,13 +282,24 @@ class Assistant:
         incomplete = (message("incomplete", asked.lang, reason=cut),) if cut else ()
         return asked.answer(MODE_LLM, checked.text, checked.citations, incomplete + checked.notes)
 
-    def _extract(self, snapshot: IndexSnapshot, asked: Asked, query, why: str) -> Answer:
-        """The extractive answer, noted with ``why`` there is no generated one."""
-        clock = time.perf_counter()
-        standalone = asked.standalone
-        extract = self._best_sentences(snapshot, standalone, query, list(asked.hits)) if asked.hits else None
-        asked.timings["extract"] = time.perf_counter() - clock
-        if extract is None or not self._relevant(snapshot, standalone, extract.best_score):
+    def _answering_extract(self, snapshot: IndexSnapshot, asked: Asked, query) -> Extract | None:
+        """The sentences that answer the question, or None when the passages found do not answer it.
+
+        This is also the LLM's gate (``llm_gate``): a small model cannot judge
+        from its prompt whether the sources answer (it answered every
+        unanswerable eval question with another city's mayor or an invented
+        number, eval/README.md), while this judgment, the best sentence's
+        similarity and the names the corpus never mentions, refuses them
+        without costing a generation.
+        """
+        if not asked.hits:
+            return None
+        extract = self._best_sentences(snapshot, asked.standalone, query, list(asked.hits))
+        return extract if self._relevant(snapshot, asked.standalone, extract.best_score) else None
+
+    def _extractive_answer(self, asked: Asked, extract: Extract | None, why: str) -> Answer:
+        """The extractive answer (a refusal when there is no ``extract``), noted with ``why`` there is no generated one."""
+        if extract is None:
             note = extractive_note(why, asked.lang, shown=False)
             return asked.answer(MODE_EXTRACTIVE, message("not_found", asked.lang), refused=True, notes=(note,))
         note = extractive_note(why, asked.lang, shown=True)
@@ -306,7 +314,7 @@ class Assistant:
         its mayor.
         """
         sentences = snapshot.sentences_of(hits)
-        pulls = language_pulls(centroids_of(snapshot.store), query, hits, detect_language(question),
+        pulls = language_pulls(snapshot.store.centroids(), query, hits, detect_language(question),
                                self.settings.language_calibration, self.settings.same_language_calibration)
         extract = extract_answer(question, query, hits, sentences, pulls)
         if not snapshot.names.mention_none(question, [c.hit.passage.doc_id for c in extract.citations]):
@@ -329,8 +337,9 @@ class Assistant:
         too_many = unknown >= self.settings.unknown_names_min
         return not (too_many and unknown >= self.settings.unknown_names_ceiling * named)
 
-    def search(self, question: str, k: int | None = None, *, filters: SearchFilters | None = None) -> list[Hit]:
-        return self.retriever().search(question, k or self.settings.top_k, filters=filters)
+    def search(self, question: str, k: int | None = None, filters: SearchFilters | None = None) -> list[Hit]:
+        """The best passages for ``question`` among the articles passing ``filters`` (all when None)."""
+        return self.retriever().search(question, k or self.settings.top_k, filters)
 
     # ------------------------------------------------------------ adding articles
 

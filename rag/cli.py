@@ -14,7 +14,8 @@ from .answers import Answer, FinalAnswer
 from .assistant import Assistant
 from .config import load_settings
 from .errors import UserError
-from .evaluation import check_thresholds, evaluate, load_questions, load_thresholds, write_reports
+from .evaluation import check_thresholds, evaluate, load_questions, load_thresholds, stratified_sample, write_reports
+from .filters import SearchFilters
 from .evaluation import compare as compare_reports
 from .language import language_name
 
@@ -28,11 +29,17 @@ app = typer.Typer(
 CorpusOption = Annotated[
     Optional[Path], typer.Option("--corpus", help="Folder of articles or a JSONL file [env: RAG_CORPUS]")
 ]
-IndexOption = Annotated[Optional[Path], typer.Option("--index", help="Index folder [env: RAG_INDEX]")]
+IndexOption = Annotated[
+    Optional[str], typer.Option("--index", help="Index folder, or a postgresql:// URL [env: RAG_INDEX]")
+]
+LangOption = Annotated[Optional[str], typer.Option("--lang", help="Only articles in these languages (vi,id,ms,en)")]
+SinceOption = Annotated[Optional[str], typer.Option("--since", help="Only articles dated on or after YYYY-MM-DD")]
+UntilOption = Annotated[Optional[str], typer.Option("--until", help="Only articles dated on or before YYYY-MM-DD")]
+SourceOption = Annotated[Optional[str], typer.Option("--source", help="Only articles from these sites (kompas.com,...)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
 
 
-def make_assistant(corpus: Path | None, index: Path | None) -> Assistant:
+def make_assistant(corpus: Path | None, index: str | None) -> Assistant:
     return Assistant(load_settings(corpus=corpus, index=index))
 
 
@@ -70,17 +77,23 @@ def search(
     as_json: JsonOption = False,
     corpus: CorpusOption = None,
     index: IndexOption = None,
+    lang: LangOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    source: SourceOption = None,
 ) -> None:
     """Show the passages that best match a question (updates the index first if needed)."""
     try:
-        hits = prepared_assistant(corpus, index).search(question, k)
+        filters = SearchFilters.of(languages=lang, since=since, until=until, sources=source)
+        hits = prepared_assistant(corpus, index).search(question, k, filters)
     except UserError as exc:
         fail(str(exc))
     if as_json:
         typer.echo(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         return
     if not hits:
-        typer.echo("No passages found: the index is empty.")
+        typer.echo("No passages found: no article passes the filters." if filters
+                   else "No passages found: the index is empty.")
     for hit in hits:
         p = hit.passage
         typer.secho(f"{hit.rank}. [{hit.score:.3f}] {p.title}", bold=True)
@@ -89,7 +102,7 @@ def search(
         typer.echo()
 
 
-def prepared_assistant(corpus: Path | None, index: Path | None) -> Assistant:
+def prepared_assistant(corpus: Path | None, index: str | None) -> Assistant:
     """An assistant whose index is up to date (built on first use), reporting what it changed."""
     assistant = make_assistant(corpus, index)
     report = assistant.index(progress=sys.stderr.isatty())
@@ -106,12 +119,17 @@ def ask(
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer extractively even if an LLM is configured")] = False,
     corpus: CorpusOption = None,
     index: IndexOption = None,
+    lang: LangOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    source: SourceOption = None,
 ) -> None:
     """Answer a question from the articles, citing the passages it relies on."""
     try:
+        filters = SearchFilters.of(languages=lang, since=since, until=until, sources=source)
         assistant = prepared_assistant(corpus, index)
         streamed = ""
-        for event in assistant.answer_stream(question, use_llm=False if no_llm else None):
+        for event in assistant.answer_stream(question, use_llm=False if no_llm else None, filters=filters):
             if isinstance(event, FinalAnswer):
                 final = event.answer
             elif not as_json:
@@ -151,6 +169,9 @@ def eval_command(
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Evaluate extractive answers even if an LLM is configured")] = False,
     k: Annotated[int, typer.Option("-k", min=1, max=100, help="Chunks retrieved for retrieval metrics")] = 10,
     thresholds: Annotated[Optional[Path], typer.Option("--thresholds", help="Fail below these minimums (JSON)")] = None,
+    sample: Annotated[Optional[int], typer.Option(
+        "--sample", min=1, help="Only this many questions: every unanswerable one, answerable ones spread over the languages")
+    ] = None,
     as_json: JsonOption = False,
     compare: Annotated[
         Optional[tuple[Path, Path]], typer.Option("--compare", help="Compare two JSON reports A B and exit")
@@ -164,7 +185,9 @@ def eval_command(
         return
     try:
         assistant = prepared_assistant(corpus, index)
-        report = evaluate(assistant, load_questions(questions), use_llm=False if no_llm else None, k=k,
+        chosen = load_questions(questions)
+        chosen = stratified_sample(chosen, sample) if sample else chosen
+        report = evaluate(assistant, chosen, use_llm=False if no_llm else None, k=k,
                           progress=sys.stderr.isatty(), questions_file=questions)
         limits = load_thresholds(thresholds) if thresholds else {}
     except (UserError, ValueError, OSError) as exc:

@@ -14,13 +14,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import UserError
 
 DEFAULT_CONFIG_FILE = "rag.toml"
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+DATABASE_SCHEMES = ("postgresql://", "postgres://")  # an index setting starting so names a database, not a folder
 
 
 class ConfigError(UserError):
@@ -34,7 +35,9 @@ class Settings(BaseSettings):
 
     # where things live
     corpus: Path = Field(Path("corpus"), description="Folder of articles or a JSONL file")
-    index: Path = Field(Path("index"), description="Folder holding the built index")
+    index: Path | str = Field(
+        Path("index"), description="Folder holding the built index, or a postgresql:// URL of a shared database"
+    )
 
     # embedding and chunking (a change of any of these forces a full rebuild)
     model: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or local path")
@@ -95,6 +98,9 @@ class Settings(BaseSettings):
     llm_model: str = Field("gpt-4o-mini", validation_alias=AliasChoices("RAG_LLM_MODEL", "llm_model"))
     llm_timeout: float = Field(60.0, gt=0, validation_alias=AliasChoices("RAG_LLM_TIMEOUT", "llm_timeout"))
     llm_max_retries: int = Field(2, ge=0, le=10, validation_alias=AliasChoices("RAG_LLM_MAX_RETRIES", "llm_max_retries"))
+    llm_gate: bool = Field(
+        True, description="Refuse without asking the LLM when no passage found answers closely enough (as no-LLM mode does)"
+    )
     context_tokens: int = Field(3000, ge=200, description="Token budget for passages in the prompt")
 
     # CPU threads (defaults follow bench/results-latency.md; 0 = every usable core)
@@ -111,6 +117,13 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(
         None, description="File of API keys, one name:role:secret entry per line, # comments"
     )
+    @field_validator("index", mode="before")
+    @classmethod
+    def _folder_or_database(cls, value: Any) -> Path | str:
+        """A ``postgresql://`` (or ``postgres://``) URL stays a string; anything else is a folder."""
+        if isinstance(value, str) and value.strip().startswith(DATABASE_SCHEMES):
+            return value.strip()
+        return Path(value) if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup
 from charset_normalizer import from_bytes
@@ -79,6 +80,7 @@ class Article:
     date: str | None  # ISO date (YYYY-MM-DD) when the page showed one
     location: str
     fingerprint: str
+    source: str | None = None  # the site it comes from (``kompas.com``), what search filters by source match
 
 
 # --------------------------------------------------------------------- sources
@@ -179,12 +181,13 @@ def parse_source(source: Source) -> Article:
     """Decode and clean one source; raise :class:`ArticleError` when it holds no usable text."""
     if source.kind == "jsonl":
         record = json.loads(source.raw)
-        fields = {key: record.get(key) for key in ("title", "text", "lang", "url", "date")}
+        fields = {key: record.get(key) for key in ("title", "text", "lang", "url", "date", "source")}
         if not isinstance(fields["text"], str):
             raise ArticleError(f'{source.location}: record has no "text" string', source.doc_id)
         page = _clean_page(fields["text"])
         title = _nfc(fields["title"] or "") or page.title
         url, date, lang = fields["url"] or page.url, fields["date"] or page.date, fields["lang"]
+        site = fields["source"] if isinstance(fields["source"], str) and fields["source"].strip() else None
     else:
         text = _decode(source)
         if source.kind == "html":
@@ -194,6 +197,7 @@ def parse_source(source: Source) -> Article:
         page = _clean_page(text)
         title = meta.get("title") or page.title
         url, date, lang = meta.get("url") or page.url, meta.get("date") or page.date, None
+        site = None
     body = page.body
     if len(body.split()) < 3:
         raise ArticleError(f"{source.location}: no article text left after cleaning; is the file empty?", source.doc_id)
@@ -206,7 +210,20 @@ def parse_source(source: Source) -> Article:
         date=date,
         location=source.location,
         fingerprint=source.fingerprint,
+        source=(site or source_of(url) or "").lower() or None,
     )
+
+
+def source_of(url: str | None) -> str | None:
+    """The site of an article URL, without ``www.`` (``https://www.kompas.com/x`` -> ``kompas.com``).
+
+    Bulk records name their source; other articles are filtered by the host of their URL.
+    """
+    try:
+        host = urlsplit(url).hostname if url else None
+    except ValueError:  # a malformed URL ("http://[x") names no site
+        return None
+    return host.removeprefix("www.") if host else None
 
 
 def load_corpus(path: Path, max_bytes: int = 5_000_000) -> tuple[list[Article], list[ArticleError]]:

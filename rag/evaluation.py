@@ -34,8 +34,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .answers import MODE_LLM
 from .citations import MARKER, MARKER_PATTERN
-from .language import fold
+from .language import detect_language, fold
 from .retrieval import Hit
 
 
@@ -77,6 +78,30 @@ def load_questions(path: Path) -> list[EvalQuestion]:
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number}: not a valid question record ({exc})") from exc
     return questions
+
+
+def stratified_sample(questions: Sequence[EvalQuestion], n: int) -> list[EvalQuestion]:
+    """``n`` questions for a slow run (a real LLM takes ~45 s an answer): every unanswerable one, and
+    answerable ones evenly spaced within each question language, the languages in proportion.
+
+    Every unanswerable question is kept because refusals are the rarest and most telling cases;
+    the spacing is fixed by the set's order, so two runs (two prompts) get the same questions.
+    """
+    unanswerable = [q for q in questions if not q.answerable]
+    answerable = [q for q in questions if q.answerable]
+    room = max(n - len(unanswerable), 0)
+    by_lang: dict[str, list[EvalQuestion]] = {}
+    for question in answerable:
+        by_lang.setdefault(question.lang, []).append(question)
+    shares = {lang: room * len(group) / max(len(answerable), 1) for lang, group in by_lang.items()}
+    counts = {lang: math.floor(share) for lang, share in shares.items()}
+    for lang in sorted(shares, key=lambda lang: counts[lang] - shares[lang])[: room - sum(counts.values())]:
+        counts[lang] += 1  # largest remainders first
+    keep = {q.id for q in unanswerable}
+    for lang, group in by_lang.items():
+        step = len(group) / counts[lang] if counts[lang] else 0
+        keep.update(group[int(i * step)].id for i in range(counts[lang]))
+    return [q for q in questions if q.id in keep]
 
 
 def ranked_articles(hits: list[Hit]) -> list[str]:
@@ -247,8 +272,10 @@ def percentile(values: Iterable[float], q: float) -> float | None:
 
 # --------------------------------------------------------------------- running an evaluation
 
+LANGUAGE_MIN_WORDS = 4  # shorter generated answers are not scored for language
 RETRIEVAL_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
-ANSWER_KEYS = ("accuracy", "f1", "em", "citation_precision", "citation_coverage")
+ANSWER_KEYS = ("accuracy", "f1", "em", "citation_precision", "citation_coverage", "language_match",
+               "unsupported_citations")
 REFUSAL_KEYS = ("accuracy", "false_refusal_rate")
 NO_GOLD = "none"  # article-language bucket of the questions without gold articles (unanswerable)
 _SECRET_FIELDS = re.compile(r"api_key|secret|password|credential", re.IGNORECASE)
@@ -362,6 +389,9 @@ def _score_question(question: EvalQuestion, hits: list[Hit], answer, error: str 
     if question.answerable:
         answered = not refused and answer is not None
         record["correct"] = answered and answer_contains(graded, question.answers)
+        if answered and answer.mode == MODE_LLM:
+            record["language_match"] = _answer_language_matches(graded, question.lang)
+            record["unsupported_citations"] = any(not c.supported for c in answer.citations)
         record["f1"] = squad_f1(graded, question.answers) if answered else 0.0
         record["em"] = squad_em(graded, question.answers) if answered else 0.0
         if answered:
@@ -370,6 +400,14 @@ def _score_question(question: EvalQuestion, hits: list[Hit], answer, error: str 
     else:
         record["correct"] = refused
     return record
+
+
+def _answer_language_matches(answer_text: str, question_lang: str) -> bool | None:
+    """Whether a generated answer is in the question's language; None for replies too short to tell
+    (a bare name has no language)."""
+    if len(answer_text.split()) < LANGUAGE_MIN_WORDS:
+        return None
+    return detect_language(answer_text) == question_lang
 
 
 def _doc_lang(langs: Iterable[str | None]) -> str:
@@ -398,6 +436,9 @@ def _aggregate(records: list[dict]) -> dict:
             "em": _mean(r["em"] for r in answerable),
             "citation_precision": _mean(r["citation_precision"] for r in answerable),
             "citation_coverage": _mean(r["citation_coverage"] for r in answerable),
+            # of generated answers only: extractive ones quote the articles in their own languages
+            "language_match": _mean(_float(r.get("language_match")) for r in answerable),
+            "unsupported_citations": _mean(_float(r.get("unsupported_citations")) for r in answerable),
         },
         "refusal": {
             "accuracy": _mean(float(r["refused"]) for r in unanswerable),
@@ -406,6 +447,10 @@ def _aggregate(records: list[dict]) -> dict:
         "latency": {stage: _latency([r["timings"][stage] for r in records if stage in r["timings"]])
                     for stage in stages},
     }
+
+
+def _float(value: bool | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _latency(seconds: list[float]) -> dict[str, float | None]:
@@ -599,7 +644,7 @@ def _comparable(block: dict) -> dict[str, float | None]:
 
 
 def lower_is_better(metric: str) -> bool:
-    return metric.startswith("latency.") or metric.endswith("false_refusal_rate")
+    return metric.startswith("latency.") or metric.endswith(("false_refusal_rate", "unsupported_citations"))
 
 
 def compare(a_json_path: str | Path, b_json_path: str | Path) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .answer_types import expected_type, has_type
+from .answer_types import SOFT_TYPES, expected_type, has_type
 from .answers import Citation
 from .language import detect_language, lexical_tokens, name_tokens
 from .retrieval import Hit, LanguageCentroids
@@ -62,6 +62,8 @@ def extract_answer(
     scores = similarity - pulls + OVERLAP_BONUS * np.array(overlaps)
     answer_type = expected_type(question)
     typed = np.array([has_type(sentence, answer_type, question) for sentence in sentences])
+    if not typed.any() and answer_type in SOFT_TYPES:
+        typed[:] = True
     if not typed.any():
         return Extract("", [], 0.0)
     chosen = _choose(np.where(typed, scores, -np.inf))

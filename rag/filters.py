@@ -8,7 +8,7 @@ wherever it is given.  Empty fields do not filter.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .errors import UserError
@@ -63,7 +63,7 @@ class SearchFilters:
         if self.sources and (source or "").lower() not in self.sources:
             return False
         if self.since or self.until:
-            day = _article_day(date)
+            day = article_day(date)
             if day is None or (self.since and day < self.since) or (self.until and day > self.until):
                 return False
         return True
@@ -88,7 +88,7 @@ def _date(value: str | dt.date | None, name: str) -> dt.date | None:
         raise FilterError(f"{name} must be a date as YYYY-MM-DD, not {value!r}") from None
 
 
-def _article_day(date: str | None) -> dt.date | None:
+def article_day(date: str | None) -> dt.date | None:
     """The day of an article's date field (which may carry a time after the day)."""
     if not date:
         return None
@@ -96,3 +96,29 @@ def _article_day(date: str | None) -> dt.date | None:
         return dt.date.fromisoformat(date[:10])
     except ValueError:
         return None
+
+
+def filter_sql(filters: SearchFilters, mark: Callable[[str], str]) -> tuple[str, dict[str, str]]:
+    """The SQL condition of :meth:`SearchFilters.admits` on an article table aliased ``a``, and its parameters.
+
+    The table holds ``lang``, ``doc_id``, ``source`` and ``day`` (the ISO day of :func:`article_day`, or NULL),
+    as both backends store them; ``mark`` writes a named parameter in the driver's style (``:x``, ``%(x)s``).
+    """
+    clauses: list[str] = []
+    params: dict[str, str] = {}
+
+    def listed(prefix: str, values: tuple[str, ...]) -> str:
+        params.update({f"{prefix}{i}": value for i, value in enumerate(values)})
+        return ",".join(mark(f"{prefix}{i}") for i in range(len(values)))
+
+    if filters.languages:
+        clauses.append(f"a.lang IN ({listed('filter_lang', filters.languages)})")
+    if filters.article_ids:
+        clauses.append(f"a.doc_id IN ({listed('filter_id', filters.article_ids)})")
+    if filters.sources:
+        clauses.append(f"lower(a.source) IN ({listed('filter_source', filters.sources)})")
+    for name, day, operator in (("filter_since", filters.since, ">="), ("filter_until", filters.until, "<=")):
+        if day:
+            params[name] = day.isoformat()
+            clauses.append(f"a.day {operator} {mark(name)}")
+    return " AND ".join(clauses) or "1 = 1", params

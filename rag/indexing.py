@@ -26,9 +26,8 @@ from .corpus import PARSER_VERSION, Article, ArticleError, Source, iter_sources,
 from . import language, names
 from .embeddings import Embedder
 from .language import lexical_tokens
-from .retrieval import CENTROIDS, LEXICAL, LanguageCentroids, LexicalIndex
-from .store import (IndexCorrupt, IndexReadOnly, IndexWriter, Manifest, SentenceVectors, live_fingerprints,
-                    live_generation, writer_lock)
+from .store import IndexCorrupt, IndexReadOnly, Manifest, SentenceVectors
+from .stores import Backend, backend_for
 
 
 @dataclass
@@ -132,13 +131,14 @@ def update_index(
     started = time.perf_counter()
     embedder = embedder or Embedder.from_settings(settings)
     manifest = expected_manifest(settings, embedder)
-    report, live, plan, stored = _planned(settings, manifest, rebuild)
-    if _needs_write(settings, manifest, report, live):
+    backend = backend_for(settings.index)
+    report, live, plan, stored = _planned(settings, backend, manifest, rebuild)
+    if _needs_write(backend, manifest, report, live):
         try:
-            with writer_lock(settings.index):
-                report, live, plan, stored = _planned(settings, manifest, rebuild)
-                if _needs_write(settings, manifest, report, live):
-                    live = _apply(settings, embedder, manifest, plan, stored, report, progress, live)
+            with backend.writer_lock():
+                report, live, plan, stored = _planned(settings, backend, manifest, rebuild)
+                if _needs_write(backend, manifest, report, live):
+                    live = _apply(settings, backend, embedder, manifest, plan, stored, report, progress, live)
         except IndexReadOnly as exc:
             if live is None:
                 raise
@@ -148,11 +148,11 @@ def update_index(
     return report
 
 
-def _planned(settings: Settings, manifest: Manifest, rebuild: bool):
+def _planned(settings: Settings, backend: Backend, manifest: Manifest, rebuild: bool):
     """What an update would do, as a report of it: (report, live manifest or None, plan, stored fingerprints)."""
     report = IndexReport()
     with report.timed("plan"):
-        stored, rebuild, live = _stored_fingerprints(settings, manifest, rebuild)
+        stored, rebuild, live = _stored_fingerprints(backend, manifest, rebuild)
         plan = _plan(settings, stored)
     report.unchanged, report.rebuilt, report.errors = plan.unchanged, rebuild, [str(e) for e in plan.errors]
     report.added = [s.doc_id for s in plan.to_parse if s.doc_id not in stored]
@@ -161,7 +161,7 @@ def _planned(settings: Settings, manifest: Manifest, rebuild: bool):
     return report, live, plan, stored
 
 
-def _apply(settings, embedder, manifest, plan, stored, report: IndexReport, progress: bool,
+def _apply(settings, backend: Backend, embedder, manifest, plan, stored, report: IndexReport, progress: bool,
            live: Manifest | None) -> Manifest:
     """Parse the planned sources and write the next generation, unless none parses; ``report`` is corrected for
     articles that fail."""
@@ -177,16 +177,16 @@ def _apply(settings, embedder, manifest, plan, stored, report: IndexReport, prog
     ok = {article.doc_id for article in parsed}
     report.added = [doc_id for doc_id in report.added if doc_id in ok]
     report.changed = [doc_id for doc_id in report.changed if doc_id in ok]
-    if not _needs_write(settings, manifest, report, live):
+    if not _needs_write(backend, manifest, report, live):
         return live
-    return _write(settings, embedder, manifest, parsed, report, start_empty=report.rebuilt, progress=progress,
+    return _write(settings, backend, embedder, manifest, parsed, report, start_empty=report.rebuilt, progress=progress,
                   recompute_names=_names_stale(manifest, live))
 
 
-def _needs_write(settings: Settings, manifest: Manifest, report: IndexReport, live: Manifest | None) -> bool:
+def _needs_write(backend: Backend, manifest: Manifest, report: IndexReport, live: Manifest | None) -> bool:
     """Articles to add, change or remove, no index yet, or derived data (names, saved statistics) to redo."""
     return (report.changed_anything or live is None or _names_stale(manifest, live)
-            or _derived_missing(settings.index))
+            or backend.derived_missing())
 
 
 def _names_stale(manifest: Manifest, live: Manifest | None) -> bool:
@@ -203,27 +203,21 @@ def _unapplied(report: IndexReport, error: str) -> IndexReport:
 
 
 def _stored_fingerprints(
-    settings: Settings, manifest: Manifest, rebuild: bool
+    backend: Backend, manifest: Manifest, rebuild: bool
 ) -> tuple[dict[str, str], bool, Manifest | None]:
     """Fingerprints and manifest of the live index; ``({}, True, None)`` when it must be rebuilt.
 
     That is when a rebuild is asked for, or the index is missing, unreadable or incompatible.
     """
     try:
-        if rebuild or live_generation(settings.index) is None:
+        if rebuild or not backend.exists():
             return {}, True, None
-        live, fingerprints = live_fingerprints(settings.index)
+        live, fingerprints = backend.live_fingerprints()
     except IndexCorrupt:
         return {}, True, None
     if not live.compatible_with(manifest):
         return {}, True, None
     return fingerprints, False, live
-
-
-def _derived_missing(folder: Path) -> bool:
-    """Whether the live generation lacks its derived files (written before they were saved): write them."""
-    live = live_generation(folder)
-    return live is not None and not ((live / LEXICAL).is_dir() and (live / CENTROIDS).is_file())
 
 
 def _plan(settings: Settings, stored: dict[str, str]) -> _Plan:
@@ -245,6 +239,7 @@ def _plan(settings: Settings, stored: dict[str, str]) -> _Plan:
 
 def _write(
     settings: Settings,
+    backend: Backend,
     embedder: Embedder,
     manifest: Manifest,
     articles: list[Article],
@@ -262,8 +257,7 @@ def _write(
     with ExitStack() as stack:
         with report.timed("open writer"):
             writer = stack.enter_context(
-                IndexWriter(settings.index, manifest, start_empty=start_empty, ivf_threshold=settings.ivf_threshold)
-            )
+                backend.writer(manifest, start_empty=start_empty, ivf_threshold=settings.ivf_threshold))
         with report.timed("write rows"):
             writer.remove_articles(report.changed + report.removed)
             offset = 0
@@ -275,21 +269,8 @@ def _write(
         if recompute_names:
             with report.timed("names"):
                 writer.replace_derived_text((p.row_id, *derived_text(p.title, p.text)) for p in writer.passages())
-        with report.timed("derived"):
-            write_derived(writer)
-        with report.timed("commit"):
+        with report.timed("commit"):  # with the corpus statistics
             return writer.commit()
-
-
-def write_derived(writer: IndexWriter) -> None:
-    """Save what readers would otherwise compute from every passage when they open the index.
-
-    The BM25 statistics and the language centroids cover the whole corpus; built
-    per process they made opening an index of thousands of articles read all of it.
-    """
-    passages = writer.passages()
-    LexicalIndex.build(passages, writer.lexical_tokens()).save(writer.generation / LEXICAL)
-    LanguageCentroids(passages, writer.vectors()).save(writer.generation / CENTROIDS)
 
 
 def _embed(

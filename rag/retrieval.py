@@ -20,25 +20,25 @@ bench/results-retrieval.md.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from weakref import WeakKeyDictionary
+from typing import TYPE_CHECKING
 
 import bm25s
 import numpy as np
 
 from .config import Settings
 from .embeddings import Embedder
-from .filters import FilterError, SearchFilters
+from .filters import SearchFilters
 from .language import detect_language, lexical_tokens, name_tokens
 from .names import name_keys
-from .store import IndexStore, Passage
+from .store import Passage
 from .threads import faiss_threads
 
+if TYPE_CHECKING:
+    from .stores.base import Store
+
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
-LEXICAL = "lexical"  # folder of the saved BM25 index in a generation
-CENTROIDS = "centroids.npz"  # the saved language centroids of a generation
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,8 @@ class Hit:
             "title": p.title,
             "url": p.url,
             "lang": p.lang,
+            "source": p.source,
+            "date": p.date,
             "text": p.text,
         }
 
@@ -102,22 +104,21 @@ class LexicalIndex:
         bm25 = bm25s.BM25.load(str(folder), mmap=True, show_progress=False, verbosity=0)
         return cls(np.load(folder / "row_ids.npy"), np.load(folder / "langs.npy"), bm25)
 
-    @classmethod
-    def of_store(cls, store: IndexStore) -> LexicalIndex:
-        """The one saved with the generation; built from its passages for an index written before it was saved."""
-        folder = store.generation / LEXICAL
-        return cls.load(folder) if folder.is_dir() else cls.build(store.all_passages())
-
     def _scores(self, tokens) -> np.ndarray:
         known = [t for t in tokens if t in self.bm25.vocab_dict]
         return self.bm25.get_scores(known) if known else np.zeros(len(self.row_ids), dtype=np.float32)
 
-    def search(self, question: str, k: int) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-        """The best ``k`` passages by the question's names and numbers, and by all its words in its language."""
+    def search(self, question: str, k: int, admitted: np.ndarray | None = None
+               ) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+        """The best ``k`` passages by the question's names and numbers, and by all its words in its language.
+
+        Only among the rows ``admitted`` (sorted row ids) when given: the statistics stay the corpus's.
+        """
         if not len(self.row_ids):
             return [], []
-        same_language = self.langs == detect_language(question)
-        by_names = self._top(self._scores(name_tokens(question)), k)
+        allowed = np.ones(len(self.row_ids), dtype=bool) if admitted is None else np.isin(self.row_ids, admitted)
+        same_language = (self.langs == detect_language(question)) & allowed
+        by_names = self._top(np.where(allowed, self._scores(name_tokens(question)), 0.0), k)
         by_words = self._top(np.where(same_language, self._scores(lexical_tokens(question)), 0.0), k)
         return by_names, by_words
 
@@ -193,6 +194,22 @@ class LanguageCentroids:
             shifts[lang] = weight * (vectors[mine].mean(axis=0) - overall)
         return shifts, own
 
+    @classmethod
+    def from_sums(cls, sums: dict[str, tuple[np.ndarray, int, int]]) -> LanguageCentroids:
+        """From per language (sum of its chunk vectors, chunks, articles): what a database keeps up to date as
+        articles come and go, so that the centroids cost no read of a vector (rag.stores.postgres)."""
+        centroids = cls.__new__(cls)
+        centroids.shifts, centroids.own = {}, {}
+        total = sum(s for s, _, _ in sums.values())
+        chunks = sum(n for _, n, _ in sums.values())
+        for lang, (own_sum, n, articles) in sums.items():
+            mean = own_sum / n
+            if chunks > n:
+                centroids.own[lang] = (mean - (total - own_sum) / (chunks - n)).astype(np.float32)
+            weight = articles / (articles + cls.PRIOR_ARTICLES)
+            centroids.shifts[lang] = (weight * (mean - total / chunks)).astype(np.float32)
+        return centroids
+
     def save(self, path: Path) -> None:
         with open(path, "wb") as handle:
             np.savez(handle, **{f"shift-{lang}": v for lang, v in self.shifts.items()},
@@ -205,16 +222,6 @@ class LanguageCentroids:
             centroids.shifts = {name[6:]: saved[name] for name in saved.files if name.startswith("shift-")}
             centroids.own = {name[4:]: saved[name] for name in saved.files if name.startswith("own-")}
         return centroids
-
-    @classmethod
-    def of_store(cls, store: IndexStore) -> LanguageCentroids:
-        """The centroids saved with the generation; computed from its vectors for an index written before."""
-        if (store.generation / CENTROIDS).is_file():
-            return cls.load(store.generation / CENTROIDS)
-        passages = store.all_passages()
-        row_ids = np.array([p.row_id for p in passages], dtype=np.int64)
-        vectors = store.vectors.reconstruct_batch(row_ids) if len(row_ids) else np.zeros((0, store.vectors.d))
-        return cls(passages, np.asarray(vectors, dtype=np.float32))
 
     def offsets(self, query: np.ndarray, langs: list[str]) -> np.ndarray:
         pulls = {lang: float(shift @ query) for lang, shift in self.shifts.items()}
@@ -241,18 +248,6 @@ class LanguageCentroids:
         return max(0.0, float(gap @ query)) if gap is not None else 0.0
 
 
-_centroids: WeakKeyDictionary[IndexStore, LanguageCentroids] = WeakKeyDictionary()
-_centroids_lock = threading.Lock()
-
-
-def centroids_of(store: IndexStore) -> LanguageCentroids:
-    """The language centroids of one index generation, computed on first use and dropped with it."""
-    with _centroids_lock:
-        if store not in _centroids:
-            _centroids[store] = LanguageCentroids.of_store(store)
-        return _centroids[store]
-
-
 class QuestionNames:
     """The names of a question that the corpus knows, each weighted by how few articles name it.
 
@@ -264,8 +259,10 @@ class QuestionNames:
     weighted share of the names an article names (in any of its chunks).
     """
 
-    def __init__(self, store: IndexStore, question: str):
+    def __init__(self, store: Store, question: str, filters: SearchFilters | None = None):
+        """``filters`` restrict the articles it names, not the weights (the corpus's)."""
         self.store = store
+        self.filters = filters
         spread = store.name_spread(name_keys(question))
         articles = max(store.manifest.articles, 1)
         self.weights = {key: math.log(1 + articles / n) for key, n in spread.items()}
@@ -279,7 +276,7 @@ class QuestionNames:
         """The ``n`` articles that name the largest weighted share of the names."""
         if not self or n <= 0:
             return []
-        named = self.store.names_in_articles(self.weights)
+        named = self.store.names_in_articles(self.weights, filters=self.filters)
         self._named.update(named)
         return sorted(named, key=lambda doc_id: (-self._covered(named[doc_id]), doc_id))[:n]
 
@@ -300,32 +297,32 @@ class QuestionNames:
 class Retriever:
     """Dense search, corrected for the pull of each passage language, re-ranked by best sentence, fused with BM25."""
 
-    def __init__(self, store: IndexStore, embedder: Embedder, lexical: LexicalIndex | None,
-                 options: RetrievalOptions):
+    def __init__(self, store: Store, embedder: Embedder, options: RetrievalOptions):
         self.store = store
         self.embedder = embedder
-        self.lexical = lexical
         self.options = options
 
-    def search(self, question: str, k: int = 5, *, filters: SearchFilters | None = None) -> list[Hit]:
-        return self.search_embedded(question, self.embedder.embed_query(question), k, filters=filters)
+    def search(self, question: str, k: int = 5, filters: SearchFilters | None = None) -> list[Hit]:
+        """The ``k`` best passages among the articles passing ``filters`` (all when None)."""
+        return self.search_embedded(question, self.embedder.embed_query(question), k, filters)
 
-    def search_embedded(self, question: str, query: np.ndarray, k: int = 5, *,
+    def search_embedded(self, question: str, query: np.ndarray, k: int = 5,
                         filters: SearchFilters | None = None) -> list[Hit]:
-        """:meth:`search` with the question's vector already made (answers reuse it to pick sentences)."""
-        if filters:  # placeholder: the store branch implements filtered search in this method
-            raise FilterError("metadata filters are not supported by this build's retriever yet")
+        """:meth:`search` with the question's vector already made (answers reuse it to pick sentences).
+
+        Every ranking (dense, lexical, names) is drawn from the admitted articles only.
+        """
         options = self.options
         with faiss_threads(options.threads):
-            dense = self.store.search(query, max(k, options.candidates))
-        names = QuestionNames(self.store, question) if options.name_weight > 0 else None
+            dense = self.store.search(query, max(k, options.candidates), filters)
+        names = QuestionNames(self.store, question, filters) if options.name_weight > 0 else None
         if names:
             dense = self._with_named_articles(query, dense, names)
         cosine = dict(dense)
         passages = self.store.passages(cosine)
         ranked = self._rerank(query, dense, passages, detect_language(question), names)
-        if self.lexical is not None and options.lexical_weight > 0:
-            by_names, by_words = self.lexical.search(question, options.candidates)
+        if options.lexical_weight > 0:
+            by_names, by_words = self.store.lexical_search(question, options.candidates, filters)
             ranked = fuse([[(row_id, 0.0) for row_id in ranked], by_names, by_words],
                           [1.0, options.lexical_weight, options.lexical_words_weight])
         missing = [row_id for row_id in ranked if row_id not in passages]
@@ -367,7 +364,7 @@ class Retriever:
                            and options.same_language_calibration == 0 and not names):
             return row_ids
         langs = [passages[row_id].lang for row_id in row_ids]
-        centroids = centroids_of(self.store)
+        centroids = self.store.centroids()
         offsets = centroids.pulls(query, langs, question_lang, options.language_calibration,
                                   options.same_language_calibration)
         scores = np.array([score for _, score in dense], dtype=np.float32) - offsets
@@ -383,7 +380,7 @@ class Retriever:
         return [row_ids[i] for i in order]
 
     def _cosines(self, query: np.ndarray, row_ids: list[int]) -> dict[int, float]:
-        vectors = self.store.vectors.reconstruct_batch(np.array(row_ids, dtype=np.int64))
+        vectors = self.store.vectors_for(row_ids)
         return dict(zip(row_ids, (vectors @ query).tolist()))
 
 

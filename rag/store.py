@@ -54,11 +54,13 @@ import numpy as np
 from .chunking import Chunk
 from .corpus import Article
 from .errors import UserError
+from .filters import SearchFilters, article_day, filter_sql
 
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
-FORMAT = 4  # on-disk layout; an index of another format is rebuilt (4: sentence vectors pooled from the chunk)
+FORMAT = 5  # on-disk layout; an index of another format is rebuilt (4: sentence vectors pooled from the chunk;
+#            5: articles carry their source site and day, what search filters match)
 FLAT = "flat"
 DELTA_FRACTION = 0.05  # rewrite vectors.faiss when more rows than this share changed since it was written
 TRAIN_POINTS_PER_LIST = 64  # k-means sample per IVF list: FAISS warns below 39, quality barely moves above 64
@@ -68,6 +70,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
     doc_id TEXT NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL, lang TEXT NOT NULL,
     url TEXT, date TEXT, location TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    source TEXT, day TEXT,
     added INTEGER NOT NULL, removed INTEGER,
     PRIMARY KEY (doc_id, added)
 );
@@ -89,8 +92,8 @@ CREATE INDEX IF NOT EXISTS chunks_removed ON chunks(removed);
 CREATE INDEX IF NOT EXISTS articles_removed ON articles(removed);
 CREATE INDEX IF NOT EXISTS articles_generations ON articles(added, removed, doc_id, fingerprint);
 """
-PASSAGE_COLUMNS = "c.id, c.doc_id, c.position, a.title, a.url, a.lang, a.date, c.text, c.start, c.end"
-ARTICLE_COLUMNS = "a.doc_id, a.title, a.text, a.lang, a.url, a.date, a.location, a.fingerprint"
+PASSAGE_COLUMNS = "c.id, c.doc_id, c.position, a.title, a.url, a.lang, a.date, c.text, c.start, c.end, a.source"
+ARTICLE_COLUMNS = "a.doc_id, a.title, a.text, a.lang, a.url, a.date, a.location, a.fingerprint, a.source"
 PASSAGE_JOIN = "chunks c JOIN articles a ON a.doc_id = c.doc_id AND a.added = c.added"
 
 
@@ -162,6 +165,7 @@ class Passage:
     text: str
     start: int
     end: int
+    source: str | None = None
 
     @property
     def chunk_id(self) -> str:
@@ -341,10 +345,12 @@ class IndexStore:
             f"WHERE n.key IN ({marks}) AND {visible('c')} GROUP BY n.key", {**params, **self._g})
         return dict(rows)
 
-    def names_in_articles(self, keys: Iterable[str], doc_ids: Iterable[str] | None = None) -> dict[str, set[str]]:
+    def names_in_articles(self, keys: Iterable[str], doc_ids: Iterable[str] | None = None,
+                          filters: SearchFilters | None = None) -> dict[str, set[str]]:
         """Which of ``keys`` each article names in any of its chunks (articles naming none are left out).
 
-        Only the articles ``doc_ids`` when given, else every article naming one of ``keys``.
+        Only the articles ``doc_ids`` when given, else every article naming one of ``keys``; only those
+        passing ``filters`` when given.
         """
         params, marks = _named(keys)
         if not marks:
@@ -355,8 +361,13 @@ class IndexStore:
             if not doc_marks:
                 return {}
             params, where = {**params, **doc_params}, f" AND c.doc_id IN ({doc_marks})"
+        join = ""
+        if filters:
+            condition, filter_params = filter_sql(filters, lambda name: f":{name}")
+            params, where = {**params, **filter_params}, f"{where} AND {condition}"
+            join = " JOIN articles a ON a.doc_id = c.doc_id AND a.added = c.added"
         rows = self.db.execute(
-            f"SELECT DISTINCT c.doc_id, n.key FROM chunk_names n JOIN chunks c ON c.id = n.chunk_id "
+            f"SELECT DISTINCT c.doc_id, n.key FROM chunk_names n JOIN chunks c ON c.id = n.chunk_id{join} "
             f"WHERE n.key IN ({marks}) AND {visible('c')}{where}", {**params, **self._g})
         named: dict[str, set[str]] = {}
         for doc_id, key in rows:
@@ -383,8 +394,25 @@ class IndexStore:
         return Article(*row) if row else None
 
     def all_articles(self) -> list[Article]:
-        query = f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE {visible('a')} ORDER BY doc_id"
-        return [Article(*row) for row in self.db.execute(query, self._g)]
+        return self.articles()
+
+    def articles(self, offset: int = 0, limit: int | None = None) -> list[Article]:
+        """Articles in id order, ``limit`` of them from ``offset`` (all when ``limit`` is None)."""
+        query = f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE {visible('a')} ORDER BY doc_id LIMIT :n OFFSET :o"
+        return [Article(*row) for row in self.db.execute(query, {**self._g, "n": -1 if limit is None else limit,
+                                                                 "o": offset})]
+
+    def admitted_rows(self, filters: SearchFilters) -> np.ndarray:
+        """The row ids of the chunks whose article passes ``filters``, ascending."""
+        where, params = filter_sql(filters, lambda name: f":{name}")
+        rows = self.db.execute(f"SELECT c.id FROM {PASSAGE_JOIN} WHERE {visible('c')} AND {where} ORDER BY c.id",
+                               {**params, **self._g})
+        return np.array([row[0] for row in rows], dtype=np.int64)
+
+
+def _day(date: str | None) -> str | None:
+    day = article_day(date)
+    return day.isoformat() if day else None
 
 
 def _named(values: Iterable[str], prefix: str = "k") -> tuple[dict[str, str], str]:
@@ -575,9 +603,9 @@ class IndexWriter:
         """Add an article with its chunks, one vector per chunk, each chunk's sentence vectors, names and tokens."""
         g = self.manifest.generation
         self.db.execute(
-            "INSERT INTO articles (doc_id, title, text, lang, url, date, location, fingerprint, added) "
-            "VALUES (:doc_id, :title, :text, :lang, :url, :date, :location, :fingerprint, :added)",
-            {**asdict(article), "added": g},
+            "INSERT INTO articles (doc_id, title, text, lang, url, date, location, fingerprint, source, day, added) "
+            "VALUES (:doc_id, :title, :text, :lang, :url, :date, :location, :fingerprint, :source, :day, :added)",
+            {**asdict(article), "day": _day(article.date), "added": g},
         )
         vectors = np.asarray(vectors, dtype=np.float32)
         self.db.executemany(

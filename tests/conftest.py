@@ -7,6 +7,7 @@ off, and caches live in a per-session temporary folder.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from pathlib import Path
@@ -46,7 +47,7 @@ def embedder(cache_dir):
     return Embedder(cache_dir=cache_dir / "models")
 
 
-@pytest.fixture()
+@pytest.fixture(scope="session")
 def make_settings(cache_dir):
     from rag.config import load_settings
 
@@ -97,3 +98,24 @@ def llm_client(llm_server):
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A private PostgreSQL 16 with pgvector (the ``pgserver`` package), over a Unix socket, for the session."""
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed: pip install -e '.[test,postgres]'")
+    pgserver = pytest.importorskip("pgserver", reason="pgserver (the test extra) is not installed")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture()
+def postgres_database(postgres):
+    """The URL of a new, empty database on the session's server (each test gets its own)."""
+    name = f"test_{next(_database_numbers)}_{os.getpid()}"
+    postgres.psql(f"CREATE DATABASE {name};")
+    return postgres.get_uri(name)
+
+
+_database_numbers = itertools.count(1)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.answer_types import AREA, DATE, DAY, MONEY, NUMBER, POPULATION, expected_type, has_type
+from rag.answer_types import AREA, DATE, DAY, MONEY, NUMBER, PLACE, POPULATION, expected_type, has_type, place_asked
 
 
 @pytest.mark.parametrize(
@@ -85,3 +85,30 @@ def test_has_type(sentence, kind, expected):
 def test_numbers_the_question_gives_are_no_answer(sentence, expected):
     question = "Hingga Jumat 12 Agustus 2005, berapakah korban diare di Nusa Tenggara Timur yang tewas?"
     assert has_type(sentence, expected_type(question), question) is expected
+
+
+@pytest.mark.parametrize(
+    ("question", "prefix"),
+    [
+        ("Which Japanese prefecture did Thanh Hoa meet at the forum?", "loc:jp:"),
+        ("Which prefectures sent delegations?", "loc:jp:"),
+        ("Which province is a partner of a Korean city?", "loc:vn:"),  # the qualifier must stand beside the noun
+        ("Tỉnh nào của Nhật Bản đã ký với Thanh Hóa?", "loc:jp:"),
+        ("Thành phố nào của Hàn Quốc có nhiều viện nghiên cứu?", "loc:kr:"),
+        ("Prefektur Jepang mana yang bertemu dengan Thanh Hoa?", "loc:jp:"),
+        ("Negara mana yang menjadi mitra?", "country:"),
+        ("Kota mana yang menandatangani perjanjian?", "loc:"),
+        ("What is the city famous for?", ""),
+        ("Vệ tinh nào cho phép triển khai dịch vụ?", ""),  # a satellite (vệ tinh), not a province (tỉnh)
+    ],
+)
+def test_the_place_a_which_question_asks_for(question, prefix):
+    assert place_asked(question) == prefix
+    assert expected_type(question) == (PLACE if prefix else None)
+
+
+def test_a_place_answer_names_a_place_of_the_kind_asked_that_the_question_does_not():
+    question = "Which Japanese prefecture did Thanh Hoa meet at the forum?"
+    assert has_type("Thanh Hoa held talks with Yamanashi prefecture.", PLACE, question)
+    assert not has_type("Thanh Hoa held talks in Quang Ninh with Japan.", PLACE, question)  # a Vietnamese province
+    assert not has_type("Thanh Hóa attended the forum.", PLACE, question)  # only the place already asked about

@@ -26,6 +26,11 @@ def with_llm(seed_assistant, llm_server, embedder):
     return Assistant(settings, embedder=embedder)
 
 
+def ungated(assistant: Assistant) -> Assistant:
+    """The same assistant asking the model even when the passages found do not answer the question."""
+    return Assistant(assistant.settings.model_copy(update={"llm_gate": False}), embedder=assistant.embedder)
+
+
 def source_numbers_of(request, doc_id):
     """The [n] under which the prompt presented passages of ``doc_id``."""
     prompt = request.body["messages"][-1]["content"]
@@ -94,9 +99,23 @@ def test_an_unusable_generated_answer_falls_back_to_the_extract_and_says_why(wit
     assert note.endswith("these are the most relevant sentences from the articles, quoted in their original language.")
 
 
+def test_a_question_the_passages_do_not_answer_is_refused_without_asking_the_model(with_llm, llm_server):
+    llm_server.responder = lambda body: "Wali Kota Daejeon adalah Bapak Shin Sang Jin. [1]"  # the small model's reply
+    answer = with_llm.answer("Siapa Wali Kota Daejeon?")
+    assert answer.refused and answer.text == "Informasi ini tidak ditemukan dalam artikel."
+    assert answer.notes == ("Artikel yang ditemukan tidak cukup menjawab pertanyaan ini, jadi model bahasa tidak ditanya.",)
+    assert llm_server.chat_requests == []
+    llm_server.script("Yamanashi agreed to the cooperation proposal [1].")
+    answered = with_llm.answer("What did Thanh Hoa agree with Yamanashi?")  # the gate lets answerable ones through
+    assert answered.mode == MODE_LLM and len(llm_server.chat_requests) == 1
+
+
 def test_the_wrong_mayor_is_not_presented_as_an_answer(with_llm, llm_server):
+    """The claim check catches it even when the gate is off (or a bigger corpus lets the question through)."""
+    with_llm = ungated(with_llm)
     llm_server.script("Wali Kota Daejeon adalah Bapak Shin Sang Jin. [1]")  # he is Seongnam's mayor
     answer = with_llm.answer("Siapa Wali Kota Daejeon?")
+    assert len(llm_server.chat_requests) == 1
     assert "Shin Sang Jin" not in answer.text
     assert answer.refused and answer.text == "Informasi ini tidak ditemukan dalam artikel."
     [note] = answer.notes
@@ -137,6 +156,7 @@ def test_a_failing_endpoint_falls_back_to_an_extractive_answer(with_llm, llm_ser
 
 
 def test_a_failing_endpoint_and_nothing_to_extract_is_one_note(with_llm, llm_server):
+    with_llm = ungated(with_llm)  # the gate would not ask the model
     llm_server.script(Reply(status=500))
     answer = with_llm.answer("What did Da Nang sign with Busan?")
     assert answer.refused and answer.notes == (

@@ -174,12 +174,12 @@ def test_an_answer_reads_the_index_it_started_with(indexed, corpus_copy, llm_ser
 
 def test_the_parts_are_given_to_the_constructor(seed_assistant, embedder, llm_server):
     from rag.generation import LLMClient
-    from rag.store import IndexStore
+    from rag.stores.embedded import EmbeddedStore
 
     opened = []
 
     def open_store(folder):
-        opened.append(IndexStore.open(folder))
+        opened.append(EmbeddedStore.open(folder))
         return opened[-1]
 
     settings = seed_assistant.settings.model_copy(update={"llm_base_url": llm_server.base_url, "llm_model": "given",
@@ -191,3 +191,17 @@ def test_the_parts_are_given_to_the_constructor(seed_assistant, embedder, llm_se
     assistant.answer("What did Thanh Hoa agree with Yamanashi?")
     assert len(opened) == 1 and assistant.store is opened[0]
     assert llm_server.chat_requests[-1].body["model"] == "given"
+
+
+def test_answers_keep_to_the_filters(seed_assistant, llm_server):
+    from rag.filters import SearchFilters
+
+    question = "What did Thanh Hoa agree with Yamanashi?"
+    unfiltered = seed_assistant.answer(question, use_llm=False)
+    assert unfiltered.citations[0].hit.passage.doc_id == YAMANASHI
+    only_vietnamese = SearchFilters.of(languages="vi")
+    answer = seed_assistant.answer(question, use_llm=False, filters=only_vietnamese)
+    assert answer.passages and {hit.passage.lang for hit in answer.passages} == {"vi"}
+    assert all(c.hit.passage.lang == "vi" for c in answer.citations)
+    streamed = list(seed_assistant.answer_stream(question, use_llm=False, filters=only_vietnamese))
+    assert [h.passage.row_id for h in streamed[-1].answer.passages] == [h.passage.row_id for h in answer.passages]

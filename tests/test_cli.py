@@ -39,7 +39,7 @@ def test_index_then_search_json(run, corpus_copy, tmp_path):
     assert result.exit_code == 0, result.output
     hits = json.loads(result.stdout)
     assert len(hits) == 3
-    assert set(hits[0]) == {"rank", "score", "doc_id", "chunk_id", "title", "url", "lang", "text"}
+    assert set(hits[0]) == {"rank", "score", "doc_id", "chunk_id", "title", "url", "lang", "source", "date", "text"}
     assert hits[0]["doc_id"] == "002_c12aae596eddc73b" and hits[0]["lang"] == "ms"
 
 
@@ -108,3 +108,17 @@ def test_serving_the_network_without_keys_is_refused_before_anything_loads(run, 
     result = run(command, "--host", "0.0.0.0", "--corpus", tmp_path, "--index", tmp_path / "index")
     assert result.exit_code == 1 and "pass --no-auth" in result.output
     assert not (tmp_path / "index").exists()
+def test_search_and_ask_take_filters(run, corpus_copy, tmp_path):
+    index = tmp_path / "idx"
+    common = ("--corpus", corpus_copy, "--index", index)
+    result = run("search", "What did Thanh Hoa agree with Yamanashi?", "-k", 3, "--json", "--lang", "vi", *common)
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert hits and {hit["lang"] for hit in hits} == {"vi"}
+    result = run("ask", "What did Thanh Hoa agree with Yamanashi?", "--json", "--no-llm", "--source", "thoidai.com.vn",
+                 "--until", "2030-01-01", *common)  # the only thoidai.com.vn article has no date: nothing passes
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["refused"] and answer["passages"] == []
+    bad = run("search", "Yamanashi", "--since", "2025-13-01", *common)
+    assert bad.exit_code == 1 and "since must be a date as YYYY-MM-DD" in bad.stderr

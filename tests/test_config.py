@@ -53,3 +53,11 @@ def test_a_named_config_file_must_exist(monkeypatch, tmp_path):
     monkeypatch.setenv("RAG_CONFIG", str(tmp_path / "missing.toml"))
     with pytest.raises(ConfigError, match="no such file"):
         load_settings()
+
+
+def test_the_index_is_a_folder_or_a_database_url(monkeypatch):
+    assert load_settings(index="some/folder").index == Path("some/folder")
+    url = "postgresql://rag:secret@db.example.org:5432/news"
+    assert load_settings(index=url).index == url  # kept whole: a Path would fold "//" into "/"
+    monkeypatch.setenv("RAG_INDEX", " postgres://localhost/news ")
+    assert load_settings().index == "postgres://localhost/news"

@@ -213,3 +213,19 @@ def test_a_bulk_record_cannot_take_the_id_of_an_article_file(tmp_path):
     [article], [error] = load_corpus(tmp_path)
     assert article.location.endswith("zz-real.txt") and "sembilan provinsi" in article.text
     assert "aa-bulk.jsonl:1" in str(error) and "zz-real.txt" in str(error)
+
+
+def test_articles_carry_their_source_site(tmp_path):
+    lines = [
+        json.dumps({"id": "k1", "title": "Satu", "text": "Thanh Hoa dan Seongnam menandatangani perjanjian kerja sama.",
+                    "url": "https://kmp.im/abc", "source": "Kompas.com"}),
+        json.dumps({"id": "k2", "title": "Dua", "text": "Thanh Hoa dan Seongnam menandatangani perjanjian kerja sama.",
+                    "url": "https://www.detik.com/news/1"}),
+        json.dumps({"id": "k3", "title": "Tiga", "text": "Thanh Hoa dan Seongnam menandatangani perjanjian kerja sama.",
+                    "url": "http://[broken"}),
+    ]
+    (tmp_path / "bulk.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    articles, errors = load_corpus(tmp_path / "bulk.jsonl")
+    assert not errors
+    # the record's own source wins over the URL (a shortener here); else the URL's host, without www.
+    assert [a.source for a in articles] == ["kompas.com", "detik.com", None]

@@ -8,6 +8,7 @@ worked out on paper (the arithmetic is in the comments).
 from __future__ import annotations
 
 import json
+from collections import Counter
 import math
 import re
 from pathlib import Path
@@ -15,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rag.answers import MODE_EXTRACTIVE, Answer, Citation
+from rag.answers import MODE_EXTRACTIVE, MODE_LLM, Answer, Citation
 from rag.config import load_settings
 from rag.evaluation import (
     EvalQuestion,
@@ -35,6 +36,7 @@ from rag.evaluation import (
     reciprocal_rank,
     retrieval_scores,
     split_sentences,
+    stratified_sample,
     squad_em,
     squad_f1,
     squad_normalize,
@@ -490,3 +492,36 @@ def test_load_questions_names_the_bad_line(tmp_path):
     path.write_text('{"id": 1, "question": "ok?", "lang": "en"}\n\n{"id": 2}\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"q.jsonl:3"):
         load_questions(path)
+
+
+def test_stratified_sample_keeps_every_unanswerable_question_and_spreads_the_rest_over_languages():
+    questions = [EvalQuestion(f"a{i}", "?", lang, True, ("docA",), ("x",))
+                 for i, lang in enumerate(["en"] * 10 + ["vi"] * 10 + ["id"] * 5)]
+    questions += [EvalQuestion(f"u{i}", "?", "vi", False, (), ()) for i in range(3)]
+    sample = stratified_sample(questions, 13)
+    assert {q.id for q in sample if not q.answerable} == {"u0", "u1", "u2"}
+    langs = Counter(q.lang for q in sample if q.answerable)
+    assert langs == {"en": 4, "vi": 4, "id": 2}
+    assert [q.id for q in sample if q.lang == "en"] == ["a0", "a2", "a5", "a7"]  # spread, not the first four
+    assert stratified_sample(questions, 13) == sample
+    assert stratified_sample(questions, 2) == [q for q in questions if not q.answerable]
+
+
+def test_generated_answers_are_scored_for_language_and_unsupported_citations(tmp_path):
+    def generated(question_id, text, supported):
+        hit = _hit(1, "docA")
+        return Answer(question_id, text, [Citation(1, hit, "quote", supported=supported)], [hit], MODE_LLM)
+
+    questions = [EvalQuestion("g1", "Who is the mayor?", "en", True, ("docA",), ("Shin Sang Jin",)),
+                 EvalQuestion("g2", "Siapa wali kotanya?", "id", True, ("docA",), ("Shin Sang Jin",)),
+                 EvalQuestion("g3", "Siapa gubernurnya?", "id", True, ("docA",), ("Nagasaki",))]
+    script = {
+        "Who is the mayor?": (_hits("docA"), generated("g1", "The mayor of Seongnam is Shin Sang Jin [1].", True)),
+        "Siapa wali kotanya?": (_hits("docA"), generated("g2", "The mayor of Seongnam is Shin Sang Jin [1].", False)),
+        "Siapa gubernurnya?": (_hits("docA"), generated("g3", "Nagasaki [1].", True)),  # too short to tell
+    }
+    settings = load_settings(corpus=tmp_path / "corpus", index=tmp_path / "index")
+    report = evaluate(HandMadeAssistant(script, settings), questions, progress=False)
+    assert report["answers"]["language_match"] == 0.5
+    assert report["answers"]["unsupported_citations"] == pytest.approx(1 / 3)
+    assert [r["language_match"] for r in report["questions"]] == [True, False, None]

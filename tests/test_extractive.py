@@ -4,12 +4,11 @@ import numpy as np
 
 from rag.extractive import extract_answer, language_pulls
 from rag.language import detect_language
-from rag.retrieval import centroids_of
 
 
 def _pulls(assistant, question, query, hits):
     settings = assistant.settings
-    return language_pulls(centroids_of(assistant.store), query, hits, detect_language(question),
+    return language_pulls(assistant.store.centroids(), query, hits, detect_language(question),
                           settings.language_calibration, settings.same_language_calibration)
 
 
@@ -42,3 +41,16 @@ def test_a_vietnamese_question_about_a_malay_article_quotes_it_not_the_vietnames
     question = "Ai đứng đầu Ban Quản lý các khu công nghệ cao và khu công nghiệp Hà Nội?"
     answer = seed_assistant.answer(question, use_llm=False)
     assert not answer.refused and "Vu Xuan Hung" in answer.text
+
+
+def test_a_which_place_question_quotes_a_sentence_naming_such_a_place_and_is_not_refused_without_one(seed_assistant):
+    question = "Which province is both among the nine partners of HCMC and a partner of a Korean city?"
+    query = seed_assistant.embedder.embed_query(question)
+    hits = seed_assistant.search(question, 5)
+    sentences = seed_assistant.store.sentence_vectors(hit.passage.row_id for hit in hits)
+    extract = extract_answer(question, query, hits, sentences)
+    assert "Thanh Hoa" in extract.text  # a Vietnamese province besides HCMC, not "TP HCM … Daejeon"
+    # the gazetteer does not know every city: a "which city" question without one is answered, not refused
+    unknown = "Which city hosts the most research institutes in the country?"
+    untyped = extract_answer(unknown, seed_assistant.embedder.embed_query(unknown), hits, sentences)
+    assert untyped.text and untyped.citations

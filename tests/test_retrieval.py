@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rag.assistant import Assistant
+from rag.filters import SearchFilters
 from rag.retrieval import LanguageCentroids, LexicalIndex, QuestionNames, spread_over_articles
 from rag.store import Passage
 
@@ -60,10 +61,10 @@ def test_hits_carry_their_cosine_similarity_and_serialise(seed_assistant):
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     query = seed_assistant.embedder.embed_query(question)
     for hit in hits:  # the score shown is the plain cosine, whatever re-ranked the hit
-        assert hit.score == pytest.approx(float(seed_assistant.store.vectors.reconstruct(hit.passage.row_id) @ query),
+        assert hit.score == pytest.approx(float(seed_assistant.store.vectors_for([hit.passage.row_id])[0] @ query),
                                           abs=1e-5)
     record = hits[0].to_dict()
-    assert set(record) == {"rank", "score", "doc_id", "chunk_id", "title", "url", "lang", "text"}
+    assert set(record) == {"rank", "score", "doc_id", "chunk_id", "title", "url", "lang", "source", "date", "text"}
     assert record["chunk_id"].startswith(record["doc_id"] + "#")
 
 
@@ -142,11 +143,11 @@ def test_the_language_pull_is_the_shrunk_centroid_offset(seed_assistant, embedde
 
 def test_a_language_with_few_articles_is_hardly_corrected(seed_assistant, embedder):
     """One Vietnamese article: its centroid is its topic, so correcting by it would bury the article."""
-    centroids = LanguageCentroids.of_store(seed_assistant.store)
+    centroids = seed_assistant.store.centroids()
     passages = seed_assistant.store.all_passages()
     assert len({p.doc_id for p in passages if p.lang == "vi"}) == 1
     query = embedder.embed_query("What did Ho Chi Minh City and Daejeon discuss?")
-    vectors = np.vstack([seed_assistant.store.vectors.reconstruct(p.row_id) for p in passages])
+    vectors = seed_assistant.store.vectors_for(p.row_id for p in passages)
     vi = np.array([p.lang == "vi" for p in passages])
     full_pull = float(query @ (vectors[vi].mean(axis=0) - vectors.mean(axis=0)))
     [offset] = centroids.offsets(query, ["vi"])
@@ -155,7 +156,7 @@ def test_a_language_with_few_articles_is_hardly_corrected(seed_assistant, embedd
 
 def test_the_own_language_pull_is_the_gap_between_its_centroid_and_the_rest(seed_assistant, embedder):
     passages = seed_assistant.store.all_passages()
-    vectors = np.vstack([seed_assistant.store.vectors.reconstruct(p.row_id) for p in passages])
+    vectors = seed_assistant.store.vectors_for(p.row_id for p in passages)
     langs = np.array([p.lang for p in passages])
     centroids = LanguageCentroids(passages, vectors)
     query = embedder.embed_query("Thị trưởng thành phố Seongnam là ai?")
@@ -218,7 +219,7 @@ def test_search_results_spread_over_articles(seed_assistant):
 def test_the_saved_lexical_index_ranks_like_one_built_from_the_passages(seed_assistant):
     store = seed_assistant.store
     assert (store.generation / "lexical").is_dir()
-    saved, rebuilt = LexicalIndex.of_store(store), LexicalIndex.build(store.all_passages())
+    saved, rebuilt = store.lexical(), LexicalIndex.build(store.all_passages())
     for question in ("Shin Sang Jin", "Berapa proyek dari investor TP HCM di Nghe An?", "Đà Nẵng Busan 615"):
         for ranking, rebuilt_ranking in zip(saved.search(question, 20), rebuilt.search(question, 20)):
             assert [row_id for row_id, _ in ranking] == [row_id for row_id, _ in rebuilt_ranking]
@@ -230,8 +231,8 @@ def test_the_saved_lexical_index_ranks_like_one_built_from_the_passages(seed_ass
 def test_the_saved_language_centroids_are_the_computed_ones(seed_assistant, embedder):
     store = seed_assistant.store
     passages = store.all_passages()
-    vectors = np.vstack([store.vectors.reconstruct(p.row_id) for p in passages])
-    saved, computed = LanguageCentroids.of_store(store), LanguageCentroids(passages, vectors)
+    vectors = store.vectors_for(p.row_id for p in passages)
+    saved, computed = store.centroids(), LanguageCentroids(passages, vectors)
     query = embedder.embed_query("Thị trưởng thành phố Seongnam là ai?")
     np.testing.assert_allclose(saved.offsets(query, ["id", "ms", "vi"]), computed.offsets(query, ["id", "ms", "vi"]),
                                atol=1e-6)
@@ -249,3 +250,39 @@ def test_a_republished_copy_of_an_article_takes_no_second_place(tmp_path, make_s
     hits = assistant.search("Wali Kota Bogor membahas jembatan baru", k=3)
     assert len({h.passage.doc_id for h in hits} & {"bogor", "bogor-republished"}) == 1
     assert "buried" in {h.passage.doc_id for h in hits}
+
+
+SEED_ARTICLES = {  # doc id -> (language, date, source) of the seed corpus, as the parser reads them
+    "000_4c94815e66c1bf8a": ("id", None, "baothanhhoa.vn"),
+    "001_a446dc25cb93e1a2": ("id", None, None),
+    "002_c12aae596eddc73b": ("ms", "2025-11-25", "baothanhhoa.vn"),
+    "003_6c45966e1ec7bc90": ("vi", None, None),
+    "004_780ad07ab89a6347": ("id", None, "thoidai.com.vn"),
+}
+
+
+@pytest.mark.parametrize("filters", [
+    SearchFilters.of(languages="id"),
+    SearchFilters.of(languages="vi"),
+    SearchFilters.of(sources="thoidai.com.vn"),
+    SearchFilters.of(since="2025-11-01"),
+    SearchFilters.of(article_ids=["003_6c45966e1ec7bc90", "004_780ad07ab89a6347"]),
+    SearchFilters.of(languages="id", sources="baothanhhoa.vn"),
+], ids=str)
+def test_every_ranking_keeps_to_the_filters(seed_assistant, filters):
+    """The Yamanashi question's Malay answer is excluded by most of these: the hits must come from the admitted
+    articles only, and still fill k when they have that many chunks."""
+    admitted = {doc_id for doc_id, (lang, date, source) in SEED_ARTICLES.items()
+                if filters.admits(lang=lang, date=date, source=source, doc_id=doc_id)}
+    store = seed_assistant.store
+    available = len(store.chunk_rows(admitted))
+    hits = seed_assistant.search("What did Thanh Hoa agree with Yamanashi and Seongnam?", k=5, filters=filters)
+    assert {hit.passage.doc_id for hit in hits} <= admitted
+    assert len(hits) == min(5, available)
+    assert all(SEED_ARTICLES[h.passage.doc_id][2] == h.passage.source for h in hits)
+
+
+def test_without_filters_the_results_are_unchanged(seed_assistant):
+    question = "What did Thanh Hoa agree with Yamanashi?"
+    assert ([h.passage.row_id for h in seed_assistant.search(question, k=5)]
+            == [h.passage.row_id for h in seed_assistant.search(question, k=5, filters=SearchFilters())])

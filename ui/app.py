@@ -26,7 +26,8 @@ from rag.auth import Keyring
 from rag.filters import SearchFilters
 from rag.language import language_name
 from rag.locks import ReadWriteLock
-from rag.store import StoreError, live_generation
+from rag.store import StoreError
+from rag.stores import backend_for
 
 from .render import (
     NO_LLM_MODE,
@@ -150,7 +151,7 @@ class ChatApp:
 
     def prepare(self, progress=gr.Progress(track_tqdm=True)) -> Iterator[str]:
         """On page load: build the index when there is none, else catch up with the corpus folder."""
-        first = live_generation(self.assistant.settings.index) is None
+        first = not backend_for(self.assistant.settings.index).exists()
         yield self.banner("no index yet: building it, see the progress below…" if first else "checking the index…")
         try:
             self.update_index(progress)

@@ -56,10 +56,10 @@ def search(body: SearchRequest, request: Request) -> dict:
 
 @router.get("/articles", summary="The indexed articles, a page at a time", dependencies=[Depends(reader)])
 def list_articles(request: Request, offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> dict:
-    articles = service_of(request).assistant.store.all_articles()
-    page = articles[offset : offset + limit]
-    following = offset + limit if offset + limit < len(articles) else None
-    return {"object": "list", "total": len(articles), "offset": offset, "limit": limit, "next_offset": following,
+    store = service_of(request).assistant.store
+    total, page = store.manifest.articles, store.articles(offset, limit)  # one version: the store is a snapshot
+    following = offset + limit if offset + limit < total else None
+    return {"object": "list", "total": total, "offset": offset, "limit": limit, "next_offset": following,
             "data": [{"id": a.doc_id, "title": a.title, "lang": a.lang, "url": a.url, "date": a.date}
                      for a in page]}
 

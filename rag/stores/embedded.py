@@ -1,0 +1,146 @@
+"""The embedded store: the index folder of :mod:`rag.store` (SQLite rows, FAISS vectors, atomic generations).
+
+The default, for one machine.  This module adapts :class:`rag.store.IndexStore`
+and :class:`rag.store.IndexWriter` to the :class:`rag.stores.base.Store`
+protocol, adding what belongs to the whole corpus: the BM25 statistics and the
+language centroids are computed when a generation is written and saved in it,
+so that opening the index reads them instead of every passage; and filters,
+which narrow the FAISS search to the admitted rows (an ID selector) so a
+selective filter still returns ``k`` hits.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from ..filters import SearchFilters
+from ..retrieval import LanguageCentroids, LexicalIndex
+from ..store import (FLAT, IndexStore, IndexWriter, Manifest, live_fingerprints, live_generation, writer_lock)
+from .base import Ranking
+
+LEXICAL = "lexical"  # folder of the saved BM25 index in a generation
+CENTROIDS = "centroids.npz"  # the saved language centroids of a generation
+ADMITTED_CACHE = 8  # filters whose admitted rows a reader keeps
+
+
+class EmbeddedStore(IndexStore):
+    """One generation of an index folder, with filters, lexical search and centroids."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._derived_lock = threading.Lock()
+        self._lexical: LexicalIndex | None = None
+        self._centroids: LanguageCentroids | None = None
+        self._admitted_rows: dict[SearchFilters, np.ndarray] = {}
+
+    def is_current(self) -> bool:
+        return self.generation == live_generation(self.folder)
+
+    def search(self, query: np.ndarray, k: int, filters: SearchFilters | None = None) -> Ranking:
+        """Without filters, FAISS over everything; with them, over the admitted rows only.
+
+        A flat index searched with an ID selector is exact, so it returns ``k``
+        hits whenever ``k`` rows pass.  An IVF index only looks into ``nprobe``
+        lists, which may hold fewer admitted rows than ``k``: then the admitted
+        rows are few enough to score exactly from their stored vectors.
+        """
+        if not filters:
+            return super().search(query, k)
+        allowed = self._admitted(filters)
+        if not len(allowed):
+            return []
+        k = min(k, len(allowed))
+        selector = faiss.IDSelectorBatch(allowed)
+        params = (faiss.SearchParameters(sel=selector) if self.manifest.layout == FLAT
+                  else faiss.SearchParametersIVF(sel=selector, nprobe=self.vectors.nprobe))
+        scores, ids = self.vectors.search(query.reshape(1, -1).astype(np.float32), k, params=params)
+        found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return found if len(found) == k else self._exact(query, allowed, k)
+
+    def _admitted(self, filters: SearchFilters) -> np.ndarray:
+        """:meth:`admitted_rows`, remembered for the last few filters (one question asks thrice)."""
+        with self._derived_lock:
+            if filters not in self._admitted_rows:
+                if len(self._admitted_rows) >= ADMITTED_CACHE:
+                    self._admitted_rows.clear()
+                self._admitted_rows[filters] = self.admitted_rows(filters)
+            return self._admitted_rows[filters]
+
+    def _exact(self, query: np.ndarray, row_ids: np.ndarray, k: int) -> Ranking:
+        scores = self.vectors_for(row_ids.tolist()) @ query
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(int(row_ids[i]), float(scores[i])) for i in top]
+
+    def lexical_search(self, question: str, k: int, filters: SearchFilters | None = None) -> tuple[Ranking, Ranking]:
+        return self.lexical().search(question, k, self._admitted(filters) if filters else None)
+
+    def lexical(self) -> LexicalIndex:
+        """The BM25 index saved with the generation; built from its passages for an index written before."""
+        with self._derived_lock:
+            if self._lexical is None:
+                folder = self.generation / LEXICAL
+                self._lexical = LexicalIndex.load(folder) if folder.is_dir() else LexicalIndex.build(self.all_passages())
+            return self._lexical
+
+    def centroids(self) -> LanguageCentroids:
+        """The centroids saved with the generation; computed from its vectors for an index written before."""
+        with self._derived_lock:
+            if self._centroids is None:
+                if (self.generation / CENTROIDS).is_file():
+                    self._centroids = LanguageCentroids.load(self.generation / CENTROIDS)
+                else:
+                    passages = self.all_passages()
+                    self._centroids = LanguageCentroids(passages, self.vectors_for(p.row_id for p in passages))
+            return self._centroids
+
+
+class EmbeddedWriter(IndexWriter):
+    """An :class:`IndexWriter` that saves the corpus statistics in the generation it publishes."""
+
+    def commit(self) -> Manifest:
+        """Save what readers would otherwise compute from every passage when they open the index.
+
+        The BM25 statistics and the language centroids cover the whole corpus; built
+        per process they made opening an index of thousands of articles read all of it.
+        """
+        passages = self.passages()
+        LexicalIndex.build(passages, self.lexical_tokens()).save(self.generation / LEXICAL)
+        LanguageCentroids(passages, self.vectors()).save(self.generation / CENTROIDS)
+        return super().commit()
+
+
+class EmbeddedBackend:
+    """An index folder (see :mod:`rag.store` for its layout and crash safety)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def __str__(self) -> str:
+        return str(self.folder)
+
+    def exists(self) -> bool:
+        return live_generation(self.folder) is not None
+
+    def open(self) -> EmbeddedStore:
+        return EmbeddedStore.open(self.folder)
+
+    def live_fingerprints(self) -> tuple[Manifest, dict[str, str]]:
+        return live_fingerprints(self.folder)
+
+    def writer_lock(self) -> AbstractContextManager[None]:
+        return writer_lock(self.folder)
+
+    @contextmanager
+    def writer(self, manifest: Manifest, *, start_empty: bool, ivf_threshold: int) -> Iterator[EmbeddedWriter]:
+        with EmbeddedWriter(self.folder, manifest, start_empty=start_empty, ivf_threshold=ivf_threshold) as writer:
+            yield writer
+
+    def derived_missing(self) -> bool:
+        live = live_generation(self.folder)
+        return live is not None and not ((live / LEXICAL).is_dir() and (live / CENTROIDS).is_file())

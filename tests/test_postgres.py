@@ -1,0 +1,95 @@
+"""The PostgreSQL backend behind the whole product: the real model, the retriever, several server processes.
+
+The store-level behaviour is in tests/test_stores.py (shared with the embedded store).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+
+from rag.assistant import Assistant  # noqa: E402
+from rag.filters import SearchFilters  # noqa: E402
+from rag.stores import open_store  # noqa: E402
+from rag.stores.postgres import MIGRATIONS  # noqa: E402
+
+from .conftest import ROOT, SEED_CORPUS  # noqa: E402
+from .test_retrieval import QUESTIONS  # noqa: E402
+
+NEW_ARTICLE = {
+    "id": "quang-ninh-okayama", "lang": "en", "date": "2026-03-03", "url": "https://example.org/qn-okayama",
+    "title": "Quang Ninh and Okayama sign a tourism agreement",
+    "text": "Quang Ninh province and Okayama prefecture signed a tourism cooperation agreement on 3 March 2026. "
+            "Under the agreement, Okayama will open a tourism promotion office in Ha Long, and Quang Ninh will "
+            "send 40 hotel trainees to Okayama every year.",
+}
+
+
+@pytest.fixture(scope="module")
+def pg_assistant(postgres, make_settings, embedder):
+    """An assistant over the seed corpus whose index is a PostgreSQL database, built once for the module."""
+    postgres.psql("CREATE DATABASE seed_index;")
+    settings = make_settings(SEED_CORPUS, postgres.get_uri("seed_index"))
+    assistant = Assistant(settings, embedder=embedder)
+    assistant.index(progress=False)
+    return assistant
+
+
+def test_the_schema_records_its_migrations(pg_assistant):
+    with psycopg.connect(pg_assistant.settings.index) as db:
+        versions = [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == [number for number, _ in MIGRATIONS]
+
+
+@pytest.mark.parametrize(("question", "gold"), QUESTIONS)
+def test_retrieval_over_postgres_ranks_like_the_embedded_store(pg_assistant, seed_assistant, question, gold):
+    """Same model, same fusion: the same articles come first (row ids differ between the backends)."""
+    over_postgres = [(h.passage.chunk_id, round(h.score, 4)) for h in pg_assistant.search(question, k=5)]
+    embedded = [(h.passage.chunk_id, round(h.score, 4)) for h in seed_assistant.search(question, k=5)]
+    assert over_postgres == embedded
+
+
+def test_filters_work_through_the_assistant(pg_assistant):
+    hits = pg_assistant.search("What did Thanh Hoa agree with Yamanashi?", k=5, filters=SearchFilters.of(languages="vi"))
+    assert hits and {h.passage.lang for h in hits} == {"vi"}
+
+
+def test_an_index_run_with_nothing_to_do_writes_nothing(pg_assistant):
+    before = open_store(pg_assistant.settings.index).manifest.generation
+    report = pg_assistant.index(progress=False)
+    assert not report.changed_anything and report.unchanged == 5
+    assert open_store(pg_assistant.settings.index).manifest.generation == before
+
+
+def test_two_servers_on_one_database_see_each_others_articles(postgres, make_settings, embedder, cache_dir,
+                                                              tmp_path):
+    """Server A answers from the database; another process indexes a new article into it; A finds it at once."""
+    postgres.psql("CREATE DATABASE shared_index;")
+    url = postgres.get_uri("shared_index")
+    first_corpus = tmp_path / "corpus-a"
+    shutil.copytree(SEED_CORPUS, first_corpus)
+    server_a = Assistant(make_settings(first_corpus, url), embedder=embedder)
+    server_a.index(progress=False)
+    question = "What will Quang Ninh send to Okayama every year?"
+    assert "quang-ninh-okayama" not in {h.passage.doc_id for h in server_a.search(question, k=5)}
+
+    second_corpus = tmp_path / "corpus-b"
+    shutil.copytree(SEED_CORPUS, second_corpus)
+    (second_corpus / "new.jsonl").write_text(json.dumps(NEW_ARTICLE) + "\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_MODEL_CACHE": str(cache_dir / "models"), "HF_HUB_OFFLINE": "1"}
+    server_b = subprocess.run([sys.executable, "-c", "from rag.cli import main; main()", "index",
+                               "--corpus", str(second_corpus), "--index", url],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert server_b.returncode == 0, server_b.stderr
+    assert "1 added" in server_b.stdout
+
+    answer = server_a.answer(question, use_llm=False)  # no restart, no index run in A
+    assert answer.passages[0].passage.doc_id == "quang-ninh-okayama"
+    assert not answer.refused and "40" in answer.text

@@ -1,0 +1,255 @@
+"""One conformance suite for every index backend (the model: Haystack's document-store test mixins).
+
+:class:`StoreConformance` holds the behaviour tests; each backend's test class
+inherits it and only says how to get an empty index location.  Real FAISS and
+SQLite, a real PostgreSQL with pgvector (tests/conftest.py ``postgres``); the
+articles are synthetic (random unit vectors, real lexical tokens and names).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rag.filters import SearchFilters
+from rag.retrieval import LanguageCentroids
+from rag.stores import backend_for, open_store
+
+from .conftest import ROOT
+from .store_corpus import DIM, synthetic, write
+
+# articles with every filterable field varied, and one without a date or a source
+SAMPLE = [
+    dict(doc_id="vi-1", lang="vi", date="2017-03-01", source="baomoi.com"),
+    dict(doc_id="vi-2", lang="vi", date="2017-07-15T08:30:00", source="baomoi.com"),
+    dict(doc_id="id-1", lang="id", date="2025-06-01", source="kompas.com"),
+    dict(doc_id="id-2", lang="id", date="2025-07-15", source="detik.com"),
+    dict(doc_id="ms-1", lang="ms", date="2022-01-01", source="majoriti.com.my"),
+    dict(doc_id="en-1", lang="en", date=None, source=None),
+]
+FILTERS = [
+    SearchFilters.of(languages="id"),
+    SearchFilters.of(languages=["vi", "ms"]),
+    SearchFilters.of(since="2025-06-01"),
+    SearchFilters.of(until="2017-07-15"),
+    SearchFilters.of(since="2022-01-01", until="2025-06-30"),
+    SearchFilters.of(sources="Kompas.com"),
+    SearchFilters.of(sources="baomoi.com,detik.com"),
+    SearchFilters.of(article_ids="ms-1,en-1"),
+    SearchFilters.of(languages="id", since="2025-07-01", sources="detik.com,kompas.com"),
+    SearchFilters.of(languages="en", since="2020-01-01"),  # its only article has no date: nothing passes
+]
+
+
+def admitted(filters: SearchFilters) -> set[str]:
+    """The reference: the sample articles :meth:`SearchFilters.admits` lets through."""
+    return {a["doc_id"] for a in SAMPLE
+            if filters.admits(lang=a["lang"], date=a["date"], source=a["source"], doc_id=a["doc_id"])}
+
+
+def named(*doc_ids: str) -> str:
+    """A question naming the marker words of these synthetic articles (``Wvi1``: lexical search finds them)."""
+    return "Find " + " ".join("W" + doc_id.replace("-", "") for doc_id in doc_ids)
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+class StoreConformance:
+    """Behaviour every backend must have.  Subclasses provide the ``location`` fixture: an empty index."""
+
+    @pytest.fixture()
+    def sample(self, location):
+        items = [synthetic(**fields) for fields in SAMPLE]
+        write(location, items)
+        return items
+
+    # ------------------------------------------------------------ add, change, remove
+
+    def test_an_empty_location_has_no_index(self, location):
+        assert not backend_for(location).exists()
+
+    def test_added_articles_are_read_back_whole(self, location, sample):
+        store = open_store(location)
+        assert store.manifest.articles == len(SAMPLE) and store.manifest.chunks == 2 * len(SAMPLE)
+        assert [a.doc_id for a in store.articles()] == sorted(a["doc_id"] for a in SAMPLE)
+        assert [a.doc_id for a in store.articles(offset=2, limit=2)] == sorted(a["doc_id"] for a in SAMPLE)[2:4]
+        assert store.fingerprints() == {item.article.doc_id: item.article.fingerprint for item in sample}
+        first = sample[2]
+        assert store.article("id-1") == first.article
+        rows = store.chunk_rows(["id-1"])
+        passages = store.passages(rows)
+        assert [passages[r].text for r in rows] == [c.text for c in first.chunks]
+        assert {(p.lang, p.source, p.date, p.title) for p in passages.values()} == {
+            ("id", "kompas.com", "2025-06-01", "Title of id-1")}
+        np.testing.assert_allclose(store.vectors_for(rows), first.vectors, atol=1e-6)
+        sentences = store.sentence_vectors(rows)
+        np.testing.assert_allclose(sentences[rows[0]].vectors, np.vstack([first.vectors[0], -first.vectors[0]]),
+                                   atol=2e-3)  # float16
+        assert sentences[rows[0]].texts(first.chunks[0].text)[0].startswith("Wid1")
+
+    def test_search_finds_the_nearest_chunk(self, location, sample):
+        store = open_store(location)
+        target = sample[4]
+        [(row_id, score), *_] = store.search(target.vectors[1], 3)
+        assert store.passages([row_id])[row_id].chunk_id == "ms-1#1" and score == pytest.approx(1.0, abs=1e-4)
+
+    def test_a_changed_article_replaces_the_old_version(self, location, sample):
+        changed = synthetic("id-1", lang="id", date="2025-06-01", source="kompas.com", chunks=3, version=1)
+        write(location, [changed], remove=["id-1"])
+        store = open_store(location)
+        assert store.fingerprints()["id-1"] == changed.article.fingerprint
+        rows = store.chunk_rows(["id-1"])
+        assert len(rows) == 3 and store.manifest.chunks == 2 * len(SAMPLE) + 1
+        np.testing.assert_allclose(store.vectors_for(rows), changed.vectors, atol=1e-6)
+        [(best, score)] = store.search(sample[2].vectors[0], 1, SearchFilters.of(article_ids="id-1"))
+        assert best in rows and score < 0.99  # the old vector is gone
+
+    def test_removed_articles_are_gone_everywhere(self, location, sample):
+        write(location, remove=["vi-1", "en-1"])
+        store = open_store(location)
+        assert set(store.fingerprints()) == {a["doc_id"] for a in SAMPLE} - {"vi-1", "en-1"}
+        assert store.article("vi-1") is None and store.chunk_rows(["vi-1"]) == []
+        hits = store.search(sample[0].vectors[0], 100)
+        assert len(hits) == store.manifest.chunks == 8
+        assert "vi-1" not in {p.doc_id for p in store.passages(r for r, _ in hits).values()}
+        assert store.lexical_search(named("vi-1"), 10) == ([], [])
+        assert store.lexical_search(named("vi-2"), 10)[0]
+
+    def test_reopening_reads_the_same_index(self, location, sample):
+        store = open_store(location)
+        query = unit(np.ones(DIM))
+        before = (store.search(query, 5), store.fingerprints(), store.manifest)
+        store.close()
+        again = open_store(location)
+        assert (again.search(query, 5), again.fingerprints(), again.manifest) == before
+
+    def test_a_reader_keeps_its_version_while_an_update_is_published(self, location, sample):
+        reader = open_store(location)
+        rows = reader.chunk_rows(["vi-1"])
+        write(location, [synthetic("new-1")], remove=["vi-1"])
+        assert not reader.is_current()
+        assert set(reader.fingerprints()) == {a["doc_id"] for a in SAMPLE}
+        assert {p.doc_id for p in reader.passages(rows).values()} == {"vi-1"}
+        assert len(reader.search(unit(np.ones(DIM)), 100)) == 2 * len(SAMPLE)
+        fresh = open_store(location)
+        assert fresh.is_current() and "new-1" in fresh.fingerprints() and "vi-1" not in fresh.fingerprints()
+
+    # ------------------------------------------------------------ filters
+
+    @pytest.mark.parametrize("filters", FILTERS, ids=str)
+    def test_filters_admit_what_the_reference_admits(self, location, sample, filters):
+        store = open_store(location)
+        expected = admitted(filters)
+        hits = store.search(unit(np.ones(DIM)), 100, filters)
+        assert {p.doc_id for p in store.passages(r for r, _ in hits).values()} == expected
+        assert len(hits) == 2 * len(expected)
+        by_names, _ = store.lexical_search(named(*(a["doc_id"] for a in SAMPLE)), 100, filters)
+        assert {p.doc_id for p in store.passages(r for r, _ in by_names).values()} == expected
+
+    def test_lexical_search_by_all_words_keeps_to_the_question_language(self, location):
+        write(location, [synthetic("vi-a", lang="vi", words="hợp tác đầu tư"),
+                         synthetic("id-a", lang="id", words="kerja sama investasi")])
+        store = open_store(location)
+        by_names, by_words = store.lexical_search("Hợp tác đầu tư giữa hai tỉnh là gì?", 10)
+        assert {store.passages([r])[r].doc_id for r, _ in by_words} == {"vi-a"}
+        assert all(score > 0 for _, score in by_words)
+        assert store.lexical_search("Hợp tác đầu tư giữa hai tỉnh là gì?", 10, SearchFilters.of(languages="id"))[1] == []
+
+    def test_a_selective_filter_still_returns_k(self, location):
+        crowd = [synthetic(f"crowd-{i}", lang="vi", source="baomoi.com", chunks=4) for i in range(60)]
+        rare = [synthetic(f"rare-{i}", lang="ms", source="majoriti.com.my", chunks=2) for i in range(3)]
+        write(location, crowd + rare)
+        store = open_store(location)
+        query = crowd[0].vectors[0]  # the crowd is nearest: the rare chunks are far down the full ranking
+        hits = store.search(query, 5, SearchFilters.of(sources="majoriti.com.my"))
+        assert len(hits) == 5 and {store.passages([r])[r].doc_id for r, _ in hits} <= {f"rare-{i}" for i in range(3)}
+        exact = sorted(((float(v @ query), f"{item.article.doc_id}#{i}") for item in rare
+                        for i, v in enumerate(item.vectors)), reverse=True)[:5]
+        assert [store.passages([r])[r].chunk_id for r, _ in hits] == [chunk_id for _, chunk_id in exact]
+        assert [s for _, s in hits] == pytest.approx([s for s, _ in exact], abs=1e-5)
+
+    def test_names_are_counted_and_filtered_per_article(self, location):
+        write(location, [synthetic("a", lang="vi", words="Daejeon Busan"), synthetic("b", lang="id", words="Daejeon"),
+                         synthetic("c", lang="id", words="Yamanashi")])
+        store = open_store(location)
+        keys = {key for row in store.chunk_rows(["a"]) for key in _keys_of(store, row)}
+        assert keys, "the synthetic article names Daejeon and Busan"
+        spread = store.name_spread(keys)
+        assert max(spread.values()) == 2 and min(spread.values()) == 1
+        named = store.names_in_articles(keys)
+        assert set(named) == {"a", "b"} and named["a"] == keys
+        assert set(store.names_in_articles(keys, filters=SearchFilters.of(languages="id"))) == {"b"}
+        assert set(store.names_in_articles(keys, doc_ids=["a", "c"])) == {"a"}
+
+    # ------------------------------------------------------------ corpus statistics
+
+    def test_the_stored_centroids_are_those_of_the_vectors(self, location, sample):
+        write(location, [synthetic("id-3", lang="id")], remove=["ms-1"])  # incrementally updated
+        store = open_store(location)
+        passages = store.all_passages()
+        computed = LanguageCentroids(passages, store.vectors_for(p.row_id for p in passages))
+        stored = store.centroids()
+        query = unit(np.arange(DIM, dtype=np.float32))
+        langs = ["vi", "id", "ms", "en"]
+        np.testing.assert_allclose(stored.offsets(query, langs), computed.offsets(query, langs), atol=1e-5)
+        for lang in langs:
+            assert stored.own_language_pull(query, lang) == pytest.approx(computed.own_language_pull(query, lang),
+                                                                          abs=1e-5)
+
+    # ------------------------------------------------------------ crashes and concurrency
+
+    def test_a_writer_killed_mid_update_leaves_the_old_index(self, location, sample):
+        writer = start_writer(location, "killed-1", "--hang")
+        assert writer.stdout.readline().strip() == "ready"
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait(timeout=30)
+        store = open_store(location)
+        assert "killed-1" not in store.fingerprints() and store.manifest.chunks == 2 * len(SAMPLE)
+        assert store.lexical_search(named("killed-1"), 5)[0] == []
+        write(location, [synthetic("after-1")])  # the next writer is not blocked nor confused by the dead one
+        assert set(open_store(location).fingerprints()) == {a["doc_id"] for a in SAMPLE} | {"after-1"}
+
+    def test_two_writers_at_once_both_land(self, location, sample):
+        first = start_writer(location, "first-1", "--pause")
+        assert first.stdout.readline().strip() == "ready"
+        second = start_writer(location, "second-1")
+        for process in (first, second):
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err
+        store = open_store(location)
+        assert {"first-1", "second-1"} <= set(store.fingerprints())
+        assert store.manifest.articles == len(SAMPLE) + 2 and store.manifest.chunks == 2 * (len(SAMPLE) + 2)
+        assert len(store.search(unit(np.ones(DIM)), 100)) == store.manifest.chunks
+
+
+def _keys_of(store, row_id: int) -> set[str]:
+    """The name keys a chunk was stored with (recomputed the way indexing computes them)."""
+    from rag.indexing import derived_text
+
+    passage = store.passages([row_id])[row_id]
+    return set(derived_text(passage.title, passage.text)[0])
+
+
+def start_writer(location, doc_id: str, *flags: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "tests.store_corpus", str(location), "add", doc_id, *flags],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+class TestEmbeddedStore(StoreConformance):
+    @pytest.fixture()
+    def location(self, tmp_path):
+        return tmp_path / "index"
+
+
+class TestPostgresStore(StoreConformance):
+    @pytest.fixture()
+    def location(self, postgres_database):
+        return postgres_database
