@@ -8,7 +8,6 @@ are extractive.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import shutil
@@ -27,7 +26,6 @@ from rag.api.service import Service
 from rag.assistant import Assistant
 from rag.auth import KeyConfigError, Keyring
 from rag.config import load_settings
-from rag.retrieval import Retriever
 
 from .conftest import SEED_CORPUS
 from .llm_server import fixture_reply, load_fixture
@@ -45,9 +43,6 @@ BATAM = {"title": "Festival Lampion Batam", "url": "https://example.com/batam", 
          "text": "Pemerintah Kota Batam menggelar festival lampion terbesar pada 3 Maret 2026. Festival itu "
                  "dihadiri 40.000 pengunjung dari Singapura dan Malaysia. Wali Kota Batam Amsakar Achmad membuka "
                  "acara festival lampion tersebut di alun-alun Engku Putri."}
-# The filtered retriever comes from the store branch; until it is merged, this build refuses filters.
-FILTERS_PENDING = "not supported by this build" in inspect.getsource(Retriever.search_embedded)
-needs_filters = pytest.mark.skipif(FILTERS_PENDING, reason="needs the filtered retriever of the store branch")
 
 
 @dataclass
@@ -282,7 +277,6 @@ def test_a_bad_search_is_422_never_500(server, body, status):
     assert response.status_code == status and error_of(response)["message"]
 
 
-@needs_filters
 def test_search_filters_narrow_the_passages_and_still_fill_k(server):
     with server.http() as http:
         malay = http.post("/v1/search", json={"query": "Thanh Hoa", "k": 3, "filters": {"languages": ["ms"]}})
@@ -294,7 +288,6 @@ def test_search_filters_narrow_the_passages_and_still_fill_k(server):
     assert dated.json()["data"] and all(h["date"] >= "2025-11-01" for h in dated.json()["data"])
 
 
-@needs_filters
 def test_chat_filters_restrict_the_articles_an_answer_cites(server):
     completion = server.client().chat.completions.create(
         model="rag-news", messages=[{"role": "user", "content": YAMANASHI_QUESTION}],
@@ -450,7 +443,6 @@ def test_a_write_key_can_also_paste_an_article(server, page):
         assert http.delete("/v1/articles/Lomba-Perahu-Naga-Tanjung-Pinang").status_code == 200
 
 
-@needs_filters
 def test_the_filter_controls_narrow_the_sources_of_an_answer(server, page):
     signed_in(page, server.url, "reader", READ_SECRET)
     page.get_by_text("Filters", exact=True).click()
