@@ -8,6 +8,7 @@ neither mixes two versions into it nor closes the index under it.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -34,9 +35,11 @@ from .answers import (
 )
 from .citations import CheckedAnswer
 from .config import Settings, load_settings
-from .corpus import Article, ArticleError, CorpusError, iter_sources, parse_source
+from .corpus import Article, ArticleError, CorpusError, Source, iter_sources, parse_source
 from .embeddings import Embedder
+from .errors import UserError
 from .extractive import Extract, extract_answer, language_pulls
+from .filters import SearchFilters
 from .generation import LLMClient, LLMError, Turn, build_messages, could_be_refusal, is_refusal, rewrite_followup
 from .indexing import IndexReport, update_index
 from .language import NameVocabulary, detect_language, fold, name_phrases
@@ -366,15 +369,47 @@ class Assistant:
             _write_atomically(target, raw)
             return AddedFile(target, articles)
 
-    def add_text(self, title: str, text: str, url: str | None = None) -> AddedFile:
-        """Put pasted text into the corpus as a one-record JSONL file, which keeps the title and URL exactly."""
+    def add_text(self, title: str, text: str, url: str | None = None, *, date: str | None = None,
+                 lang: str | None = None) -> AddedFile:
+        """Put pasted text into the corpus as a one-record JSONL file, which keeps the title, URL and date exactly.
+
+        ``lang`` overrides language detection; ``date`` is an ISO date.
+        """
         url = (url or "").strip() or None
         if url and not WEB_URL.match(url):
             raise ArticleError(f"{url}: the source URL must start with http:// or https://")
+        date, lang = _checked_date(date), _checked_lang(lang)
         with self._lock:
             doc_id = _unique(_safe_stem(title), self._corpus_ids(self._corpus_folder()))
-            record = {"id": doc_id, "title": title.strip() or None, "text": text, "url": url}
+            record = {"id": doc_id, "title": title.strip() or None, "text": text, "url": url, "date": date,
+                      "lang": lang}
             return self.add_file(f"{doc_id}.jsonl", json.dumps(record, ensure_ascii=False).encode() + b"\n")
+
+    def delete_article(self, doc_id: str) -> Path:
+        """Take an article out of the corpus folder; call :meth:`index` afterwards.  Returns the file it was in.
+
+        An article file is removed; a record of a JSONL file is cut out of it
+        (the file is rewritten atomically, and removed with its last record).
+        """
+        with self._lock:
+            folder = self._corpus_folder()
+            source = next((item for item in iter_sources(folder, self.settings.max_article_bytes)
+                           if isinstance(item, Source) and item.doc_id == doc_id), None)
+            if source is None:
+                raise ArticleNotFound(f"no article {doc_id!r} in the corpus")
+            if source.kind != "jsonl":
+                path = Path(source.location)
+                path.unlink()
+                return path
+            path_text, line = source.location.rsplit(":", 1)
+            path = Path(path_text)
+            lines = path.read_bytes().splitlines(keepends=True)
+            kept = lines[: int(line) - 1] + lines[int(line):]
+            if any(rest.strip() for rest in kept):
+                _write_atomically(path, b"".join(kept))
+            else:
+                path.unlink()
+            return path
 
     def _corpus_folder(self) -> Path:
         corpus = Path(self.settings.corpus)
@@ -387,6 +422,27 @@ class Assistant:
         """Article ids in the corpus, and the names of its files: what a new file must not reuse."""
         ids = {item.doc_id for item in iter_sources(folder, self.settings.max_article_bytes) if item.doc_id}
         return ids | {path.stem for path in folder.iterdir()}
+
+
+class ArticleNotFound(UserError):
+    """The article to delete is not in the corpus."""
+
+
+def _checked_date(date: str | None) -> str | None:
+    date = (date or "").strip() or None
+    if date:
+        try:
+            dt.date.fromisoformat(date[:10])
+        except ValueError:
+            raise ArticleError(f"{date}: the date must be an ISO date, YYYY-MM-DD") from None
+    return date
+
+
+def _checked_lang(lang: str | None) -> str | None:
+    lang = (lang or "").strip().lower() or None
+    if lang and not re.fullmatch(r"[a-z]{2,3}", lang):
+        raise ArticleError(f"{lang}: the language must be an ISO 639 code such as vi, id, ms or en")
+    return lang
 
 
 def _is_follow_up(question: str) -> bool:

@@ -223,25 +223,38 @@ def eval_command(
         raise typer.Exit(1)
 
 
+HostOption = Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 opens it to the network)")]
+PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on")]
+NoAuthOption = Annotated[bool, typer.Option("--no-auth", help="Serve without API keys even on a network address")]
+
+
 @app.command()
-def ui(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 opens it to the network)")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on")] = 7860,
-    share: Annotated[bool, typer.Option("--share/--no-share", help="Also publish a temporary public gradio.live link")] = False,
+def serve(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 7860,
+    no_auth: NoAuthOption = False,
     corpus: CorpusOption = None,
     index: IndexOption = None,
 ) -> None:
-    """Open the browser chat at http://HOST:PORT (builds the index on first use, with progress in the page)."""
-    try:
-        settings = load_settings(corpus=corpus, index=index)
-    except UserError as exc:
-        fail(str(exc))
-    from ui.app import launch  # imported here: Gradio takes seconds to import, the other commands skip it
+    """Serve the browser chat at http://HOST:PORT/ and the API at /v1 (docs at /docs); keys from RAG_API_KEYS."""
+    from .api.app import serve as run_server  # imported here: FastAPI and Gradio take seconds to import
 
     try:
-        launch(settings, host=host, port=port, share=share)
-    except OSError:  # Gradio's "Cannot find empty port", whatever the reason the address cannot be bound
-        fail(f"cannot serve on {host}:{port} (in use, or not an address of this machine); pick another --port/--host")
+        run_server(load_settings(corpus=corpus, index=index), host=host, port=port, no_auth=no_auth)
+    except UserError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def ui(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 7860,
+    no_auth: NoAuthOption = False,
+    corpus: CorpusOption = None,
+    index: IndexOption = None,
+) -> None:
+    """The same as `rag serve` (the chat at /, the API at /v1)."""
+    serve(host=host, port=port, no_auth=no_auth, corpus=corpus, index=index)
 
 
 def main() -> None:  # pragma: no cover - entry point

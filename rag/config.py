@@ -110,6 +110,13 @@ class Settings(BaseSettings):
         "onnx", description="Runtime for questions and other small calls (onnx: same vectors, a third of the CPU)"
     )
 
+    # sign-in for `rag serve` (rag/auth.py): entries "name:role:secret", role "read" or "write"
+    api_keys: str | None = Field(
+        None, description="API keys, comma-separated name:role:secret entries (env RAG_API_KEYS)"
+    )
+    api_keys_file: Path | None = Field(
+        None, description="File of API keys, one name:role:secret entry per line, # comments"
+    )
     @field_validator("index", mode="before")
     @classmethod
     def _folder_or_database(cls, value: Any) -> Path | str:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from rag.answers import MODE_LLM, FinalAnswer, TextDelta
-from rag.assistant import Assistant
+from rag.assistant import ArticleNotFound, Assistant
 from rag.corpus import ArticleError, CorpusError, load_corpus
 
 from .llm_server import Reply
@@ -102,6 +102,33 @@ def test_pasted_text_with_a_bad_url_or_no_text_is_refused(assistant, corpus_copy
     with pytest.raises(ArticleError, match="no article text"):
         assistant.add_text("Judul", "   ")
     assert corpus_files(corpus_copy) == before
+
+
+def test_pasted_text_keeps_a_given_date_and_language_and_refuses_malformed_ones(assistant, corpus_copy):
+    added = assistant.add_text("Jembatan", "Bupati Garut meresmikan jembatan gantung di Desa Sukamaju.",
+                               date="2026-03-03", lang="ms")
+    assert (added.articles[0].date, added.articles[0].lang) == ("2026-03-03", "ms")
+    before = corpus_files(corpus_copy)
+    with pytest.raises(ArticleError, match="ISO date"):
+        assistant.add_text("Judul", "Teks artikel yang cukup panjang di sini.", date="3 March 2026")
+    with pytest.raises(ArticleError, match="ISO 639"):
+        assistant.add_text("Judul", "Teks artikel yang cukup panjang di sini.", lang="Malay")
+    assert corpus_files(corpus_copy) == before
+
+
+def test_a_deleted_article_leaves_the_corpus_and_a_jsonl_keeps_its_other_records(assistant, corpus_copy):
+    before = corpus_files(corpus_copy)
+    assistant.add_file("jembatan.txt", ARTICLE.encode())
+    assert assistant.delete_article("jembatan") == corpus_copy / "jembatan.txt"
+    assert corpus_files(corpus_copy) == before
+    records = [{"id": f"r{i}", "text": f"Rekaman nomor {i} tentang jembatan di Sukamaju."} for i in (1, 2, 3)]
+    assistant.add_file("bulk.jsonl", "".join(json.dumps(r) + "\n" for r in records).encode())
+    assistant.delete_article("r2")
+    assert [json.loads(line)["id"] for line in (corpus_copy / "bulk.jsonl").read_text().splitlines()] == ["r1", "r3"]
+    assistant.delete_article("r1"), assistant.delete_article("r3")
+    assert corpus_files(corpus_copy) == before  # the file went with its last record
+    with pytest.raises(ArticleNotFound, match="no article 'r1'"):
+        assistant.delete_article("r1")
 
 
 def test_a_single_file_corpus_cannot_take_uploads(make_settings, tmp_path):

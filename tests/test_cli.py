@@ -108,6 +108,11 @@ def test_ask_streams_then_shows_the_checked_answer(run, corpus_copy, tmp_path, m
             "\nSources:\n[1] Thanh Hoa menghadiri Forum Kerjasama Tempatan Vietnam - Jepun") in checked
 
 
+@pytest.mark.parametrize("command", ["serve", "ui"])
+def test_serving_the_network_without_keys_is_refused_before_anything_loads(run, command, tmp_path):
+    result = run(command, "--host", "0.0.0.0", "--corpus", tmp_path, "--index", tmp_path / "index")
+    assert result.exit_code == 1 and "pass --no-auth" in result.output
+    assert not (tmp_path / "index").exists()
 def test_search_and_ask_take_filters(run, corpus_copy, tmp_path):
     index = tmp_path / "idx"
     common = ("--corpus", corpus_copy, "--index", index)

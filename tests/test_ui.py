@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +19,14 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from rag.answers import MODE_EXTRACTIVE, Answer, Citation
+from rag.api.app import ThreadedServer, create_app
+from rag.api.service import Service
 from rag.assistant import Assistant
+from rag.auth import Keyring
 from rag.config import load_settings
 from rag.retrieval import Hit
 from rag.store import Manifest, Passage
-from ui.app import ChatApp, build_app, start
+from ui.app import ChatApp, build_app
 from ui.render import NO_LLM_MODE, answer_markdown, banner_html, highlight, source_link, sources_html, status_html
 
 from .conftest import SEED_CORPUS
@@ -124,16 +126,10 @@ class RunningApp:
     assistant: Assistant
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def serve(assistant: Assistant):
-    port = free_port()
-    demo = start(assistant, "127.0.0.1", port, block=False)
-    return demo, f"http://127.0.0.1:{port}/"
+def serve(assistant: Assistant) -> tuple[ThreadedServer, str]:
+    """The server of `rag serve` without keys, not warmed up: the first page load builds the index."""
+    server = ThreadedServer(create_app(Service(assistant, Keyring()))).start()
+    return server, f"{server.url}/"
 
 
 def clean_settings(folder: Path, **values):
@@ -161,9 +157,9 @@ def app(tmp_path_factory, cache_dir, embedder):
     shutil.copytree(SEED_CORPUS, corpus)
     assistant = Assistant(clean_settings(folder, corpus=corpus, index=folder / "index",
                                          model_cache=cache_dir / "models"), embedder=embedder)
-    demo, url = serve(assistant)
+    server, url = serve(assistant)
     yield RunningApp(url, corpus, assistant)
-    demo.close()
+    server.close()
 
 
 @pytest.fixture()
@@ -358,7 +354,7 @@ def test_llm_answers_stream_into_the_chat(browser, seed_assistant, llm_server, c
     assistant = Assistant(settings, embedder=embedder)
     llm_server.script(Reply(text="Yamanashi agreed with Thanh Hoa's cooperation proposals [1]. They also invited "
                                  "Thanh Hoa to a conference on energy and agriculture [1].", chunk_delay=0.25))
-    demo, url = serve(assistant)
+    server, url = serve(assistant)
     try:
         page = open_chat(browser.new_page(), url)
         expect(page.locator("#banner .mode")).to_have_text(f"Mode: language model test-model at {llm_server.base_url}")
@@ -375,4 +371,4 @@ def test_llm_answers_stream_into_the_chat(browser, seed_assistant, llm_server, c
         assert llm_server.chat_requests[-1].body["stream"] is True
         page.close()
     finally:
-        demo.close()
+        server.close()

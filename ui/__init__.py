@@ -1,1 +1,1 @@
-"""The browser chat (``rag ui``): :func:`ui.app.launch` serves it, :mod:`ui.render` turns answers into HTML."""
+"""The browser chat, served by `rag serve` (:mod:`rag.api.app` mounts it at `/`); :mod:`ui.render` turns answers into HTML."""

@@ -5,27 +5,27 @@ page; each browser session keeps its own conversation in a ``gr.State``, so
 people chatting at the same time never see each other's turns.  Answers may
 run side by side; an index update (first build, new articles) waits for the
 running answers, and a question asked during an update waits for it, so that
-an article just added can be asked about at once.  (Each answer reads its own
-snapshot of the index, so an update could not break a running answer.)
+an article just added can be asked about at once (:mod:`rag.locks`; the API
+of ``rag serve`` shares the lock).  :mod:`rag.api.app` mounts the page at ``/``.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
 
 from rag.answers import Answer, FinalAnswer
 from rag.assistant import AddedFile, Assistant
-from rag.config import Settings
 from rag.corpus import ArticleError, CorpusError
 from rag.errors import UserError
 from rag.generation import Turn
 from rag.indexing import IndexReport
+from rag.auth import Keyring
+from rag.filters import SearchFilters
 from rag.language import language_name
+from rag.locks import ReadWriteLock
 from rag.store import StoreError
 from rag.stores import backend_for
 
@@ -46,6 +46,8 @@ EXAMPLES = [
     "Proyek apa yang ditawarkan investor Kota Ho Chi Minh di Nghe An?",
     "Ai dẫn đầu đoàn Hội đồng TP Daejeon?",
 ]
+FILTER_LANGUAGES = [("Vietnamese", "vi"), ("Indonesian", "id"), ("Malay", "ms"), ("English", "en")]
+READ_ONLY = "not added: your key may only read; adding articles needs a write key"
 CHAT_CONCURRENCY = 4  # answers computed at once; more wait in Gradio's queue
 THEME = gr.themes.Soft(primary_hue="indigo", font=["system-ui", "sans-serif"])
 CSS = """
@@ -88,42 +90,6 @@ document.addEventListener("click", (event) => {
 </script>"""
 
 
-class ReadWriteLock:
-    """Many readers at once, or one writer alone; a waiting writer goes before new readers."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._readers = 0
-        self._writers_waiting = 0
-        self._writing = False
-
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        with self._condition:
-            self._condition.wait_for(lambda: not self._writing and not self._writers_waiting)
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._readers -= 1
-                self._condition.notify_all()
-
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        with self._condition:
-            self._writers_waiting += 1
-            self._condition.wait_for(lambda: not self._writing and not self._readers)
-            self._writers_waiting -= 1
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._writing = False
-                self._condition.notify_all()
-
-
 def history_of(answers: list[Answer]) -> list[Turn]:
     """The conversation so far, as the assistant wants it for follow-up questions."""
     return [turn for answer in answers for turn in (Turn("user", answer.question), Turn("assistant", answer.text))]
@@ -141,9 +107,25 @@ def describe_added(name: str, added: AddedFile) -> str:
 class ChatApp:
     """The event handlers; they share the assistant and the lock, and keep no conversation themselves."""
 
-    def __init__(self, assistant: Assistant):
+    def __init__(self, assistant: Assistant, *, lock: ReadWriteLock | None = None, keyring: Keyring | None = None):
         self.assistant = assistant
-        self.lock = ReadWriteLock()
+        self.lock = lock or ReadWriteLock()  # the server's, when the API shares the assistant
+        self.keyring = keyring or Keyring()  # empty: no sign-in, everyone may add articles
+
+    def login(self, name: str, secret: str) -> bool:
+        """Gradio's sign-in check: the name and the secret of one API key."""
+        return self.keyring.login(name, secret) is not None
+
+    def may_write(self, request: gr.Request | None) -> bool:
+        """Whether this session may add articles: always without sign-in, else with a write key."""
+        if not self.keyring:
+            return True
+        key = self.keyring.by_name(getattr(request, "username", None) or "")
+        return key is not None and key.can_write
+
+    def permissions(self, request: gr.Request) -> dict:
+        """On page load: show the form to add articles only to sessions that may use it."""
+        return gr.update(visible=self.may_write(request))
 
     @property
     def accepts_uploads(self) -> bool:
@@ -158,11 +140,6 @@ class ChatApp:
         except StoreError:
             manifest = None
         return banner_html(self.mode(), manifest, status)
-
-    def warm_up(self) -> None:
-        """Load the embedding model while nobody is asking yet (the first page load waits for it)."""
-        with self.lock.writing():
-            _ = self.assistant.embedder
 
     def update_index(self, progress: gr.Progress) -> IndexReport:
         """Index what changed in the corpus; the embedding progress bar shows in the page (tqdm is tracked)."""
@@ -183,17 +160,22 @@ class ChatApp:
             return
         yield self.banner()
 
-    def respond(self, question: str, answers: list[Answer]) -> Iterator[tuple]:
-        """Stream the answer into the chat, then show its sources; ``answers`` is this session's conversation."""
+    def respond(self, question: str, answers: list[Answer], languages: list[str] | None = None, since: str = "",
+                until: str = "", sources: str = "") -> Iterator[tuple]:
+        """Stream the answer into the chat, then show its sources; ``answers`` is this session's conversation.
+
+        The filter controls narrow the articles the answer may come from.
+        """
         question = question.strip()
         if not question:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         waiting = '<span class="note">Searching the articles…</span>'
         yield "", chat_messages(answers, (question, waiting)), gr.skip(), gr.skip()
-        stream = self.assistant.answer_stream(question, history_of(answers))
         text = ""
         try:
+            filters = SearchFilters.of(languages=languages, since=since, until=until, sources=sources)
+            stream = self.assistant.answer_stream(question, history_of(answers), filters=filters or None)
             while True:
                 with self.lock.reading():
                     event = next(stream)
@@ -208,8 +190,10 @@ class ChatApp:
         answers = [*answers, event.answer]
         yield gr.skip(), chat_messages(answers), sources_html(answers), answers
 
-    def add_files(self, paths: list[str] | None, progress=gr.Progress(track_tqdm=True)) -> tuple:
+    def add_files(self, paths: list[str] | None, request: gr.Request, progress=gr.Progress(track_tqdm=True)) -> tuple:
         """Add uploaded files to the corpus (each checked by the parser first), then update the index."""
+        if not self.may_write(request):
+            return status_html([(False, READ_ONLY)]), gr.skip(), None
         if not paths:
             return status_html([(False, "Choose one or more files first.")]), gr.skip(), gr.skip()
         results, added = [], 0
@@ -224,8 +208,11 @@ class ChatApp:
                 added += 1
         return self._finish_adding(results, added, progress), self.banner(), None
 
-    def add_pasted(self, title: str, url: str, text: str, progress=gr.Progress(track_tqdm=True)) -> tuple:
+    def add_pasted(self, title: str, url: str, text: str, request: gr.Request,
+                   progress=gr.Progress(track_tqdm=True)) -> tuple:
         """Add pasted text as an article, then update the index; the form is cleared once it is in."""
+        if not self.may_write(request):
+            return status_html([(False, READ_ONLY)]), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
             result = self.assistant.add_text(title, text, url)
         except UPLOAD_ERRORS as exc:
@@ -259,12 +246,20 @@ def build_app(app: ChatApp) -> gr.Blocks:
                     question = gr.Textbox(show_label=False, placeholder="Your question…", elem_id="question",
                                           scale=5, autofocus=True, max_lines=4)
                     ask = gr.Button("Ask", variant="primary", elem_id="ask", scale=1, min_width=80)
+                with gr.Accordion("Filters", open=False, elem_id="filters"):
+                    with gr.Row():
+                        languages = gr.CheckboxGroup(FILTER_LANGUAGES, label="Languages", elem_id="filter-languages")
+                        filter_sources = gr.Textbox(label="Sources", placeholder="kompas.com, vnexpress.net",
+                                                    elem_id="filter-sources")
+                    with gr.Row():
+                        since = gr.Textbox(label="Since", placeholder="YYYY-MM-DD", elem_id="filter-since")
+                        until = gr.Textbox(label="Until", placeholder="YYYY-MM-DD", elem_id="filter-until")
                 gr.Examples([[q] for q in EXAMPLES], inputs=question, label="Examples")
                 clear = gr.Button("New conversation", size="sm", elem_id="new-conversation")
             with gr.Column(scale=2):
                 gr.Markdown("### Sources")
                 sources = gr.HTML(sources_html([]), elem_id="sources", js_on_load=None, max_height=640)
-        with gr.Accordion("Add articles", open=False, elem_id="add-articles"):
+        with gr.Accordion("Add articles", open=False, elem_id="add-articles") as add_articles:
             if not app.accepts_uploads:
                 gr.Markdown(f"The corpus is the single file `{app.assistant.settings.corpus}`: adding articles "
                             "needs a folder corpus. Restart with `rag ui --corpus FOLDER`.")
@@ -280,8 +275,10 @@ def build_app(app: ChatApp) -> gr.Blocks:
             upload_status = gr.HTML("", elem_id="upload-status", js_on_load=None)
 
         demo.load(app.prepare, outputs=banner, show_progress_on=chatbot)
+        demo.load(app.permissions, outputs=add_articles)
         chat_outputs = [question, chatbot, sources, answers]
-        gr.on([question.submit, ask.click], app.respond, [question, answers], chat_outputs,
+        gr.on([question.submit, ask.click], app.respond, [question, answers, languages, since, until, filter_sources],
+              chat_outputs,
               concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat", show_progress="minimal",
               trigger_mode="once")  # one answer at a time per session: each extends the conversation
         clear.click(lambda: ([], sources_html([]), []), outputs=[chatbot, sources, answers])
@@ -290,18 +287,3 @@ def build_app(app: ChatApp) -> gr.Blocks:
                     concurrency_id="index")
     return demo
 
-
-def start(assistant: Assistant, host: str, port: int, share: bool = False, block: bool = True) -> gr.Blocks:
-    """Serve the app; with ``block=False`` return once the server is up (tests)."""
-    app = ChatApp(assistant)
-    threading.Thread(target=app.warm_up, daemon=True).start()
-    demo = build_app(app)
-    demo.queue()
-    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, theme=THEME,
-                css=CSS, head=HEAD, ssr_mode=False, footer_links=["gradio"], run_history=False, quiet=not block)
-    return demo
-
-
-def launch(settings: Settings, host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> None:
-    """``rag ui``: serve the chat until interrupted."""
-    start(Assistant(settings), host, port, share)
