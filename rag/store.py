@@ -411,6 +411,54 @@ def live_fingerprints(folder: Path) -> tuple[Manifest, dict[str, str]]:
         return result
 
 
+def _damaged(exc: sqlite3.DatabaseError, path: str) -> IndexCorrupt:
+    return IndexCorrupt(f"index database {path} is damaged ({exc}); run `rag index --rebuild`")
+
+
+class _ReadCursor(sqlite3.Cursor):
+    """A cursor whose "database disk image is malformed" is :class:`IndexCorrupt`, whichever query meets it.
+
+    SQLite finds a damaged page only when a query reads it, often long after the index was opened (a
+    search, a citation); checking every page at open would cost a read of the whole database per command.
+    Locks and other operational errors (subclasses) keep their own type.
+    """
+
+    def _guarded(self, call, *args):
+        try:
+            return call(*args)
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:
+                raise
+            raise _damaged(exc, self.connection.path) from exc
+
+    def execute(self, *args):
+        return self._guarded(super().execute, *args)
+
+    def fetchone(self):
+        return self._guarded(super().fetchone)
+
+    def fetchall(self):
+        return self._guarded(super().fetchall)
+
+    def fetchmany(self, *args):
+        return self._guarded(super().fetchmany, *args)
+
+    def __next__(self):
+        return self._guarded(super().__next__)
+
+
+class _ReadConnection(sqlite3.Connection):
+    def __init__(self, database, *args, **kwargs):
+        super().__init__(database, *args, **kwargs)
+        self.path = str(database).removeprefix("file:").split("?")[0]
+
+    def cursor(self, factory=_ReadCursor):
+        return super().cursor(factory)
+
+    def execute(self, *args):
+        return self.cursor().execute(*args)
+
+
 @contextmanager
 def _reading(folder: Path) -> Iterator[tuple[Path, Manifest, sqlite3.Connection]]:
     """The live generation, its manifest and a read-only connection; any failure becomes IndexMissing/IndexCorrupt.
@@ -423,7 +471,8 @@ def _reading(folder: Path) -> Iterator[tuple[Path, Manifest, sqlite3.Connection]
     db = None
     try:
         manifest = Manifest.read(generation)
-        db = sqlite3.connect(f"file:{Path(folder) / manifest.metadata}?mode=ro", uri=True, check_same_thread=False)
+        db = sqlite3.connect(f"file:{Path(folder) / manifest.metadata}?mode=ro", uri=True, check_same_thread=False,
+                             factory=_ReadConnection)
         yield generation, manifest, db
     except (OSError, ValueError, TypeError, RuntimeError, sqlite3.Error, IndexCorrupt) as exc:
         if db is not None:

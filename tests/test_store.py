@@ -284,3 +284,17 @@ def test_a_writer_that_cannot_start_releases_the_lock(corpus):
     corpus.vectors.clear()
     corpus.write(add=3, start_empty=True)  # the way out: a rebuild
     check_contents(IndexStore.open(corpus.folder), corpus)
+
+
+def test_a_damaged_database_page_found_by_a_later_query_says_what_to_run(corpus):
+    """SQLite meets a garbled page only when a query reads it, and its DatabaseError came out of a search or a
+    citation as a traceback (python -m bench faults, class corrupt)."""
+    corpus.write(add=200)
+    store = IndexStore.open(corpus.folder)
+    database = corpus.folder / store.manifest.metadata
+    raw = bytearray(database.read_bytes())
+    half = len(raw) // 2
+    raw[half:] = np.random.default_rng(0).integers(0, 256, len(raw) - half, dtype=np.uint8).tobytes()
+    database.write_bytes(bytes(raw))
+    with pytest.raises(IndexCorrupt, match="is damaged .*; run `rag index --rebuild`"):
+        store.all_passages()
