@@ -43,6 +43,7 @@ import shutil
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -135,6 +136,7 @@ class Manifest:
     layout: str = FLAT  # what vectors.faiss is: "flat" or "ivf<lists>"
     metadata: str = ""  # the SQLite file, in the index folder
     names_version: str = ""  # what computed chunk_names (rag.indexing.names_version); another one recomputes them
+    vectors_crc: int | None = None  # CRC-32 of vectors.faiss, checked when it is read (None: written before)
 
     def compatible_with(self, other: Manifest) -> bool:
         keys = ("model_fingerprint", "dim", "chunk_tokens", "chunk_overlap", "encoding", "parser_version")
@@ -238,8 +240,29 @@ def _as_vectors(blobs: list[bytes], dim: int) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
 
 
+def file_crc(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def check_vectors(generation: Path, manifest: Manifest) -> None:
+    """Raise :class:`IndexCorrupt` when ``vectors.faiss`` is not the file the manifest was written with.
+
+    FAISS reads any bytes of the right length as vectors: 4 KB of garbage in the file changed the top 5
+    of every question, and updates said "up to date".  The checksum costs one read of the file (~0.1 s per
+    100k chunks), next to the read that loads it.
+    """
+    if manifest.vectors_crc is not None and file_crc(generation / VECTORS) != manifest.vectors_crc:
+        raise IndexCorrupt(f"{generation / VECTORS} is damaged (its checksum does not match); "
+                           "run `rag index --rebuild`")
+
+
 def _open_vectors(db: sqlite3.Connection, generation: Path, manifest: Manifest) -> faiss.Index:
     """``vectors.faiss`` with the rows added or removed since it was written applied to it."""
+    check_vectors(generation, manifest)
     index = faiss.read_index(str(generation / VECTORS))
     g, base = manifest.generation, manifest.base_generation
     gone = [row[0] for row in db.execute(
@@ -400,6 +423,7 @@ def live_fingerprints(folder: Path) -> tuple[Manifest, dict[str, str]]:
     corrupt index is still found (and rebuilt) before anything is added to it.
     """
     with _reading(folder) as (generation, manifest, db):
+        check_vectors(generation, manifest)
         mapped = faiss.read_index(str(generation / VECTORS), faiss.IO_FLAG_MMAP_IFC)
         if mapped.ntotal != manifest.base_chunks:
             raise IndexCorrupt(f"index in {folder} is inconsistent ({VECTORS} does not match its manifest); "
@@ -705,14 +729,15 @@ class IndexWriter:
             if delta <= DELTA_FRACTION * previous.base_chunks:
                 os.link(self.previous[0] / VECTORS, self.generation / VECTORS)
                 return replace(manifest, layout=layout, base_generation=previous.base_generation,
-                               base_chunks=previous.base_chunks)
+                               base_chunks=previous.base_chunks, vectors_crc=previous.vectors_crc)
             # same index type: apply the delta to the previous file, no retraining
             index = _open_vectors(self.db, self.previous[0], replace(previous, generation=manifest.generation))
         else:
             ids, vectors = self._all_vectors(manifest.generation)
             index = build_index(layout, manifest.dim, vectors, ids)
         faiss.write_index(index, str(self.generation / VECTORS))
-        return replace(manifest, layout=layout, base_generation=manifest.generation, base_chunks=index.ntotal)
+        return replace(manifest, layout=layout, base_generation=manifest.generation, base_chunks=index.ntotal,
+                       vectors_crc=file_crc(self.generation / VECTORS))
 
     def _delta_size(self, previous: Manifest, g: int) -> int:
         """Rows the new generation differs by from the previous vectors.faiss: added since, plus removed from it."""

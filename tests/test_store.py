@@ -25,6 +25,7 @@ from rag.store import (
     Manifest,
     SentenceVectors,
     choose_layout,
+    live_fingerprints,
     live_generation,
 )
 
@@ -298,3 +299,19 @@ def test_a_damaged_database_page_found_by_a_later_query_says_what_to_run(corpus)
     database.write_bytes(bytes(raw))
     with pytest.raises(IndexCorrupt, match="is damaged .*; run `rag index --rebuild`"):
         store.all_passages()
+
+
+def test_garbage_in_the_vector_file_is_found_by_readers_and_by_the_next_update(corpus):
+    """FAISS reads any bytes of the right length as vectors: 4 KB of garbage changed every question's top 5,
+    and updates said "up to date" (python -m bench faults, class corrupt)."""
+    corpus.write(add=20)
+    corpus.write(add=1)  # a small update links the file: its checksum goes with it
+    IndexStore.open(corpus.folder).close()
+    vectors = live_generation(corpus.folder) / VECTORS
+    raw = bytearray(vectors.read_bytes())
+    raw[len(raw) // 2 : len(raw) // 2 + 4096] = np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    vectors.write_bytes(bytes(raw[: len(vectors.read_bytes())]))
+    with pytest.raises(IndexCorrupt, match="damaged .*run `rag index --rebuild`"):
+        IndexStore.open(corpus.folder)
+    with pytest.raises(IndexCorrupt):
+        live_fingerprints(corpus.folder)  # what an update plans with: it rebuilds
