@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     )
     llm_model: str = Field("gpt-4o-mini", validation_alias=AliasChoices("RAG_LLM_MODEL", "llm_model"))
     llm_timeout: float = Field(60.0, gt=0, validation_alias=AliasChoices("RAG_LLM_TIMEOUT", "llm_timeout"))
+    llm_answer_timeout: float = Field(
+        180.0, gt=0, validation_alias=AliasChoices("RAG_LLM_ANSWER_TIMEOUT", "llm_answer_timeout"),
+        description="Seconds a streamed answer may take in all (llm_timeout bounds each wait for the next piece)")
     llm_max_retries: int = Field(2, ge=0, le=10, validation_alias=AliasChoices("RAG_LLM_MAX_RETRIES", "llm_max_retries"))
     context_tokens: int = Field(3000, ge=200, description="Token budget for passages in the prompt")
 
