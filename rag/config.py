@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(40, ge=0, le=512, description="Tokens shared by consecutive chunks")
     encoding: str = Field("o200k_base", description="tiktoken encoding used to count tokens")
     max_article_bytes: int = Field(5_000_000, ge=1, description="Larger files are refused")
+    max_article_chunks: int = Field(
+        400, ge=1, description="Passages indexed per article at most (~80k tokens); the rest is left out, with a warning")
     embed_batch_size: int = Field(32, ge=1, le=1024)
     ivf_threshold: int = Field(
         50_000, ge=10, description="Chunks from which the vector index is approximate (IVF) instead of exact"
