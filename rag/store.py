@@ -714,6 +714,8 @@ class IndexWriter:
         pointer = self.folder / f"{CURRENT}.tmp"
         pointer.write_text(self.generation.name)
         _fsync(pointer)
+        if (self.folder / CURRENT).is_dir():  # a folder in its place (it cannot be replaced by a file): not an index
+            shutil.rmtree(self.folder / CURRENT)
         os.replace(pointer, self.folder / CURRENT)
         _fsync(self.folder)
         self.committed = True
@@ -789,5 +791,7 @@ def _remove_stale(folder: Path) -> None:
     except (TypeError, OSError, ValueError):
         return  # no readable live generation: which database is in use is unknown, so keep them all
     for candidate in folder.glob("meta-*.sqlite*"):
-        if not candidate.name.startswith(keep):
+        if candidate.is_dir() and not candidate.is_symlink():  # a folder where a database was: not one
+            shutil.rmtree(candidate, ignore_errors=True)
+        elif not candidate.name.startswith(keep):
             candidate.unlink(missing_ok=True)

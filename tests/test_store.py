@@ -24,6 +24,7 @@ from rag.store import (
     IndexWriter,
     Manifest,
     SentenceVectors,
+    StoreError,
     choose_layout,
     live_fingerprints,
     live_generation,
@@ -315,3 +316,19 @@ def test_garbage_in_the_vector_file_is_found_by_readers_and_by_the_next_update(c
         IndexStore.open(corpus.folder)
     with pytest.raises(IndexCorrupt):
         live_fingerprints(corpus.folder)  # what an update plans with: it rebuilds
+
+
+@pytest.mark.parametrize("part", ["CURRENT", "database"])
+def test_a_folder_in_place_of_a_file_is_cleared_by_the_rebuild(corpus, part):
+    """What an unreadable file is to root (chmod 000 does not stop it): the rebuild failed with
+    IsADirectoryError while publishing or cleaning up (python -m bench faults, class corrupt)."""
+    first = corpus.write(add=5)
+    path = corpus.folder / ("CURRENT" if part == "CURRENT" else first.metadata)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(StoreError, match="rag index"):
+        IndexStore.open(corpus.folder)
+    corpus.vectors.clear()
+    corpus.write(add=3, start_empty=True)
+    check_contents(IndexStore.open(corpus.folder), corpus)
+    assert not [p for p in corpus.folder.iterdir() if p.is_dir() and not p.name.startswith("gen-")]
