@@ -1,10 +1,10 @@
-"""Run a benchmark by name: ``python -m bench {external,indexing,scale,latency,throughput,baseline,language_id,llm-prompts,grown,claims} [--quick]``."""
+"""Run a benchmark by name: ``python -m bench {external,indexing,scale,latency,throughput,baseline,language_id,llm-prompts,grown,claims,faults} [--quick]``."""
 
 import importlib
 import sys
 
 BENCHMARKS = ("external", "indexing", "scale", "latency", "throughput", "baseline", "language_id", "llm-prompts",
-              "grown", "claims")
+              "grown", "claims", "faults")
 
 if len(sys.argv) < 2 or sys.argv[1] not in BENCHMARKS:
     sys.exit(f"usage: python -m bench {{{','.join(BENCHMARKS)}}} [--quick]")
