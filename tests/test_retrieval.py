@@ -249,3 +249,13 @@ def test_a_republished_copy_of_an_article_takes_no_second_place(tmp_path, make_s
     hits = assistant.search("Wali Kota Bogor membahas jembatan baru", k=3)
     assert len({h.passage.doc_id for h in hits} & {"bogor", "bogor-republished"}) == 1
     assert "buried" in {h.passage.doc_id for h in hits}
+
+
+def test_an_empty_corpus_folder_indexes_and_searches_to_nothing(make_settings, tmp_path, embedder):
+    """BM25 could not be built over no passages: every command over an empty corpus folder (a fresh install
+    before its first upload) failed with a ValueError traceback (python -m bench faults, class articles)."""
+    (tmp_path / "empty").mkdir()
+    assistant = Assistant(make_settings(tmp_path / "empty", tmp_path / "index"), embedder=embedder)
+    report = assistant.index(progress=False)
+    assert (report.total_articles, report.errors) == (0, [])
+    assert assistant.search("Thanh Hoa và Yamanashi") == []
