@@ -146,7 +146,9 @@ class Lab:
 
     def __init__(self, work: Path):
         self.work = work
-        base = load_settings(corpus=SEED, index=work / "unused")
+        # questions on torch: each child would otherwise load its own ONNX session (~0.5 GB, seconds), and a
+        # session made here would not survive the fork (its threads stay behind)
+        base = load_settings(corpus=SEED, index=work / "unused", query_backend="torch")
         self.model_cache = base.model_cache
         self.assistant = Assistant(base)
         self.embedder = self.assistant.embedder
@@ -625,10 +627,15 @@ def articles(lab: Lab, rounds: int) -> Row:
     store.close()
     row.check(hijack is not None and "Hijacked" not in hijack.text, "a JSONL record reusing an article's id replaced the article")
     row.check(all("\n" not in e.replace("new\nline", "") for e in report.errors), "an error message of several lines")
+    empty = corpus.parent / "empty-corpus"
+    empty.mkdir()
+    code, output = in_child(lab.rag, "search", "Thanh Hoa", "--corpus", str(empty), "--index", str(empty) + "-index")
+    row.check("Traceback" not in output and len(output.strip().splitlines()) <= 2,
+              f"`rag search` over an empty corpus folder (exit {code}): {_first_lines(output)}")
     chunks = sum(1 for doc_id, _, _ in state.chunks if doc_id == "one-enormous-line")
     warned = any("one-enormous-line" in error for error in report.errors)
     row.check(warned or chunks <= 50, f"one enormous line: {chunks} chunks without a warning")
-    row.figures = (f"{len(BAD_ARTICLES)} shapes; {len(report.errors)} one-line messages; the update took "
+    row.figures = (f"{len(BAD_ARTICLES)} shapes and an empty corpus folder; {len(report.errors)} one-line messages; the update took "
                    f"{seconds:.1f} s; the 250 KB line without punctuation: {chunks} chunks"
                    f"{' (warned)' if warned else ''}")
     if os.geteuid() == 0:
@@ -748,9 +755,11 @@ def llm(lab: Lab, rounds: int) -> Row:
     settings = lab.settings(corpus)
     in_child(lab.index, settings)
     results = in_child(_llm_in_child, lab, settings, timeout=400)
-    for name, ok, what in results:
+    for name, ok, what, _ in results:
         row.check(ok, f"{name}: {what}")
-    row.figures = f"{len(results) - 1} endpoint faults, then a healthy reply; {time.perf_counter() - started:.0f} s"
+    waits = ", ".join(f"{name} {seconds:.1f} s" for name, _, _, seconds in results)
+    row.figures = (f"{len(results) - 1} endpoint faults, then a healthy reply; each answered with a note and the "
+                   f"passages in: {waits}; {time.perf_counter() - started:.0f} s")
     return row
 
 
@@ -773,7 +782,7 @@ def _llm_faults():
     }
 
 
-def _llm_in_child(lab: Lab, settings: Settings) -> list[tuple[str, bool, str]]:
+def _llm_in_child(lab: Lab, settings: Settings) -> list[tuple[str, bool, str, float]]:
     from tests.llm_server import ScriptedLLMServer
 
     question = "What did Thanh Hoa agree with Yamanashi?"
@@ -793,7 +802,7 @@ def _llm_in_child(lab: Lab, settings: Settings) -> list[tuple[str, bool, str]]:
             try:
                 answer = assistant.answer(question)
             except Exception as exc:  # noqa: BLE001 - the failure being measured
-                results.append((name, False, f"{type(exc).__name__}: {exc}"))
+                results.append((name, False, f"{type(exc).__name__}: {exc}", time.perf_counter() - clock))
                 continue
             seconds = time.perf_counter() - clock
             bounded = seconds < 4 * LLM_TIMEOUT + 15
@@ -803,7 +812,7 @@ def _llm_in_child(lab: Lab, settings: Settings) -> list[tuple[str, bool, str]]:
                 ok = bool(answer.passages) and bool(answer.notes) and bounded
                 what = (f"{len(answer.passages)} passages, note {answer.notes[:1]!r}, mode {answer.mode}, "
                         f"{seconds:.1f} s")
-            results.append((name, ok, what))
+            results.append((name, ok, what, seconds))
     return results
 
 
