@@ -360,14 +360,16 @@ class Assistant:
             folder = self._corpus_folder()
             taken = self._corpus_ids(folder)
             suffix = Path(name).suffix.lower()
-            target = folder / f"{_unique(_safe_stem(Path(name).stem), taken)}{suffix}"
-            articles = _read_upload(Path(name).name, target.name, raw, self.settings.max_article_bytes)
-            clashes = [a.doc_id for a in articles if a.doc_id in taken]
-            if clashes:
-                raise ArticleError(f"{Path(name).name}: article id(s) {', '.join(map(repr, clashes))} already in "
-                                   "the corpus; give the records new ids")
-            _write_atomically(target, raw)
-            return AddedFile(target, articles)
+            while True:
+                target = folder / f"{_unique(_safe_stem(Path(name).stem), taken)}{suffix}"
+                articles = _read_upload(Path(name).name, target.name, raw, self.settings.max_article_bytes)
+                clashes = [a.doc_id for a in articles if a.doc_id in taken]
+                if clashes:
+                    raise ArticleError(f"{Path(name).name}: article id(s) {', '.join(map(repr, clashes))} already "
+                                       "in the corpus; give the records new ids")
+                if _write_new(target, raw):
+                    return AddedFile(target, articles)
+                taken.add(target.stem)  # another process took the name meanwhile: the next number
 
     def add_text(self, title: str, text: str, url: str | None = None, *, date: str | None = None,
                  lang: str | None = None) -> AddedFile:
@@ -491,14 +493,22 @@ def _read_upload(shown_name: str, file_name: str, raw: bytes, max_bytes: int) ->
     return articles
 
 
-def _write_atomically(target: Path, raw: bytes) -> None:
-    """Write to a hidden temporary file (the corpus reader skips dot files), then rename it into place."""
+def _write_new(target: Path, raw: bytes) -> bool:
+    """Write to a hidden temporary file (the corpus reader skips dot files), then link it into place, unless
+    ``target`` exists: False then.
+
+    A link, not a rename: a rename replaces a file of that name, and another process (a second chat server,
+    an API add) may have chosen the same free name a moment before; two uploads of one name lost one.
+    """
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as handle:
             handle.write(raw)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        os.link(temporary, target)
+        return True
+    except FileExistsError:
+        return False
     finally:
         temporary.unlink(missing_ok=True)

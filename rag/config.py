@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(40, ge=0, le=512, description="Tokens shared by consecutive chunks")
     encoding: str = Field("o200k_base", description="tiktoken encoding used to count tokens")
     max_article_bytes: int = Field(5_000_000, ge=1, description="Larger files are refused")
+    max_article_chunks: int = Field(
+        400, ge=1, description="Passages indexed per article at most (~80k tokens); the rest is left out, with a warning")
     embed_batch_size: int = Field(32, ge=1, le=1024)
     ivf_threshold: int = Field(
         50_000, ge=10, description="Chunks from which the vector index is approximate (IVF) instead of exact"
@@ -97,6 +99,9 @@ class Settings(BaseSettings):
     )
     llm_model: str = Field("gpt-4o-mini", validation_alias=AliasChoices("RAG_LLM_MODEL", "llm_model"))
     llm_timeout: float = Field(60.0, gt=0, validation_alias=AliasChoices("RAG_LLM_TIMEOUT", "llm_timeout"))
+    llm_answer_timeout: float = Field(
+        180.0, gt=0, validation_alias=AliasChoices("RAG_LLM_ANSWER_TIMEOUT", "llm_answer_timeout"),
+        description="Seconds a streamed answer may take in all (llm_timeout bounds each wait for the next piece)")
     llm_max_retries: int = Field(2, ge=0, le=10, validation_alias=AliasChoices("RAG_LLM_MAX_RETRIES", "llm_max_retries"))
     llm_gate: bool = Field(
         True, description="Refuse without asking the LLM when no passage found answers closely enough (as no-LLM mode does)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -76,6 +77,7 @@ class LLMClient:
 
         self.model = settings.llm_model
         self.timeout = settings.llm_timeout
+        self.answer_timeout = settings.llm_answer_timeout
         self._client = openai.OpenAI(
             base_url=settings.llm_base_url,
             api_key=settings.llm_api_key or "not-needed",  # local servers ignore the key, the client demands one
@@ -109,7 +111,7 @@ class LLMClient:
         if "event-stream" not in content_type:
             chunks.close()
             raise self._not_openai(content_type or "a body without a content type")
-        return ReplyStream(chunks, self._error)
+        return ReplyStream(chunks, self._error, self.answer_timeout)
 
     def _create(self, messages: list[dict], **options):
         import openai
@@ -229,9 +231,10 @@ class ReplyStream:
     should tell the user); ``text`` is everything yielded so far.
     """
 
-    def __init__(self, chunks: openai.Stream, to_error):
+    def __init__(self, chunks: openai.Stream, to_error, answer_timeout: float = float("inf")):
         self._chunks = chunks
         self._to_error = to_error
+        self._answer_timeout = answer_timeout
         self.finish_reason: str | None = None
         self.text = ""
         self._deltas = self._read()
@@ -246,9 +249,14 @@ class ReplyStream:
         import openai
 
         think = _ThinkFilter()
+        deadline = time.monotonic() + self._answer_timeout
         with self._chunks:  # closes the connection when the caller stops early
             try:
                 for chunk in self._chunks:
+                    if time.monotonic() > deadline:  # an endless stream never trips the per-read timeout
+                        raise LLMError(f"the language model was still writing after {self._answer_timeout:g} s; "
+                                       "its answer is cut there (raise RAG_LLM_ANSWER_TIMEOUT for longer ones)",
+                                       self.text)
                     choice = chunk.choices[0] if chunk.choices else None
                     if choice is None:
                         continue

@@ -94,7 +94,7 @@ class LexicalIndex:
         import bm25s
 
         bm25 = bm25s.BM25()
-        bm25.index([t or [""] for t in tokens], show_progress=False)
+        bm25.index([t or [""] for t in tokens] or [[""]], show_progress=False)  # no passages: one empty document
         return cls(np.array([p.row_id for p in passages], dtype=np.int64), np.array([p.lang for p in passages]), bm25)
 
     def save(self, folder: Path) -> None:

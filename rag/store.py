@@ -43,6 +43,7 @@ import shutil
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -138,6 +139,7 @@ class Manifest:
     layout: str = FLAT  # what vectors.faiss is: "flat" or "ivf<lists>"
     metadata: str = ""  # the SQLite file, in the index folder
     names_version: str = ""  # what computed chunk_names (rag.indexing.names_version); another one recomputes them
+    vectors_crc: int | None = None  # CRC-32 of vectors.faiss, checked when it is read (None: written before)
 
     def compatible_with(self, other: Manifest) -> bool:
         keys = ("model_fingerprint", "dim", "chunk_tokens", "chunk_overlap", "encoding", "parser_version")
@@ -242,8 +244,29 @@ def _as_vectors(blobs: list[bytes], dim: int) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
 
 
+def file_crc(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def check_vectors(generation: Path, manifest: Manifest) -> None:
+    """Raise :class:`IndexCorrupt` when ``vectors.faiss`` is not the file the manifest was written with.
+
+    FAISS reads any bytes of the right length as vectors: 4 KB of garbage in the file changed the top 5
+    of every question, and updates said "up to date".  The checksum costs one read of the file (~0.1 s per
+    100k chunks), next to the read that loads it.
+    """
+    if manifest.vectors_crc is not None and file_crc(generation / VECTORS) != manifest.vectors_crc:
+        raise IndexCorrupt(f"{generation / VECTORS} is damaged (its checksum does not match); "
+                           "run `rag index --rebuild`")
+
+
 def _open_vectors(db: sqlite3.Connection, generation: Path, manifest: Manifest) -> faiss.Index:
     """``vectors.faiss`` with the rows added or removed since it was written applied to it."""
+    check_vectors(generation, manifest)
     index = faiss.read_index(str(generation / VECTORS))
     g, base = manifest.generation, manifest.base_generation
     gone = [row[0] for row in db.execute(
@@ -428,6 +451,7 @@ def live_fingerprints(folder: Path) -> tuple[Manifest, dict[str, str]]:
     corrupt index is still found (and rebuilt) before anything is added to it.
     """
     with _reading(folder) as (generation, manifest, db):
+        check_vectors(generation, manifest)
         mapped = faiss.read_index(str(generation / VECTORS), faiss.IO_FLAG_MMAP_IFC)
         if mapped.ntotal != manifest.base_chunks:
             raise IndexCorrupt(f"index in {folder} is inconsistent ({VECTORS} does not match its manifest); "
@@ -437,6 +461,54 @@ def live_fingerprints(folder: Path) -> tuple[Manifest, dict[str, str]]:
         result = manifest, dict(fingerprints)
         db.close()
         return result
+
+
+def _damaged(exc: sqlite3.DatabaseError, path: str) -> IndexCorrupt:
+    return IndexCorrupt(f"index database {path} is damaged ({exc}); run `rag index --rebuild`")
+
+
+class _ReadCursor(sqlite3.Cursor):
+    """A cursor whose "database disk image is malformed" is :class:`IndexCorrupt`, whichever query meets it.
+
+    SQLite finds a damaged page only when a query reads it, often long after the index was opened (a
+    search, a citation); checking every page at open would cost a read of the whole database per command.
+    Locks and other operational errors (subclasses) keep their own type.
+    """
+
+    def _guarded(self, call, *args):
+        try:
+            return call(*args)
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:
+                raise
+            raise _damaged(exc, self.connection.path) from exc
+
+    def execute(self, *args):
+        return self._guarded(super().execute, *args)
+
+    def fetchone(self):
+        return self._guarded(super().fetchone)
+
+    def fetchall(self):
+        return self._guarded(super().fetchall)
+
+    def fetchmany(self, *args):
+        return self._guarded(super().fetchmany, *args)
+
+    def __next__(self):
+        return self._guarded(super().__next__)
+
+
+class _ReadConnection(sqlite3.Connection):
+    def __init__(self, database, *args, **kwargs):
+        super().__init__(database, *args, **kwargs)
+        self.path = str(database).removeprefix("file:").split("?")[0]
+
+    def cursor(self, factory=_ReadCursor):
+        return super().cursor(factory)
+
+    def execute(self, *args):
+        return self.cursor().execute(*args)
 
 
 @contextmanager
@@ -451,7 +523,8 @@ def _reading(folder: Path) -> Iterator[tuple[Path, Manifest, sqlite3.Connection]
     db = None
     try:
         manifest = Manifest.read(generation)
-        db = sqlite3.connect(f"file:{Path(folder) / manifest.metadata}?mode=ro", uri=True, check_same_thread=False)
+        db = sqlite3.connect(f"file:{Path(folder) / manifest.metadata}?mode=ro", uri=True, check_same_thread=False,
+                             factory=_ReadConnection)
         yield generation, manifest, db
     except (OSError, ValueError, TypeError, RuntimeError, sqlite3.Error, IndexCorrupt) as exc:
         if db is not None:
@@ -669,6 +742,8 @@ class IndexWriter:
         pointer = self.folder / f"{CURRENT}.tmp"
         pointer.write_text(self.generation.name)
         _fsync(pointer)
+        if (self.folder / CURRENT).is_dir():  # a folder in its place (it cannot be replaced by a file): not an index
+            shutil.rmtree(self.folder / CURRENT)
         os.replace(pointer, self.folder / CURRENT)
         _fsync(self.folder)
         self.committed = True
@@ -684,14 +759,15 @@ class IndexWriter:
             if delta <= DELTA_FRACTION * previous.base_chunks:
                 os.link(self.previous[0] / VECTORS, self.generation / VECTORS)
                 return replace(manifest, layout=layout, base_generation=previous.base_generation,
-                               base_chunks=previous.base_chunks)
+                               base_chunks=previous.base_chunks, vectors_crc=previous.vectors_crc)
             # same index type: apply the delta to the previous file, no retraining
             index = _open_vectors(self.db, self.previous[0], replace(previous, generation=manifest.generation))
         else:
             ids, vectors = self._all_vectors(manifest.generation)
             index = build_index(layout, manifest.dim, vectors, ids)
         faiss.write_index(index, str(self.generation / VECTORS))
-        return replace(manifest, layout=layout, base_generation=manifest.generation, base_chunks=index.ntotal)
+        return replace(manifest, layout=layout, base_generation=manifest.generation, base_chunks=index.ntotal,
+                       vectors_crc=file_crc(self.generation / VECTORS))
 
     def _delta_size(self, previous: Manifest, g: int) -> int:
         """Rows the new generation differs by from the previous vectors.faiss: added since, plus removed from it."""
@@ -743,5 +819,7 @@ def _remove_stale(folder: Path) -> None:
     except (TypeError, OSError, ValueError):
         return  # no readable live generation: which database is in use is unknown, so keep them all
     for candidate in folder.glob("meta-*.sqlite*"):
-        if not candidate.name.startswith(keep):
+        if candidate.is_dir() and not candidate.is_symlink():  # a folder where a database was: not one
+            shutil.rmtree(candidate, ignore_errors=True)
+        elif not candidate.name.startswith(keep):
             candidate.unlink(missing_ok=True)

@@ -55,6 +55,7 @@ class Reply:
     sse: list[str] | None = None  # recorded "data: ..." lines, replayed verbatim instead of ``text``
     body: bytes | None = None  # a raw HTTP 200 body (e.g. a web page) instead of an API response
     content_type: str = "text/html; charset=utf-8"  # of ``body``
+    cut_after: int | None = None  # stream this many events, then drop the connection (no end, no [DONE])
 
     def recorded_completion(self) -> tuple[str, str | None]:
         """The content and finish reason the recorded ``sse`` events add up to."""
@@ -277,6 +278,9 @@ class _Handler(BaseHTTPRequestHandler):
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append({**base, "choices": [], "usage": self._usage(body, reply)})
         for i, event in enumerate(events):
+            if i == reply.cut_after:
+                self.close_connection = True  # the connection drops mid-answer
+                return
             if i and not self.server.llm._sleep(reply.chunk_delay):
                 self.close_connection = True  # server closing mid-stream: cut it off
                 return

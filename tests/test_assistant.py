@@ -49,6 +49,27 @@ def test_a_taken_name_gets_a_number_instead_of_replacing_the_article(assistant, 
     assert assistant.add_file("002_c12aae596eddc73b.md", ARTICLE.encode()).path.name == "002_c12aae596eddc73b-3.md"
 
 
+def test_an_upload_never_replaces_a_file_another_process_wrote_under_the_same_name(assistant, corpus_copy,
+                                                                                    monkeypatch):
+    """Two uploads of one name at once (two servers, or the UI and the API) both chose the free name, and the
+    second rename replaced the first file (python -m bench faults, class writers)."""
+    from rag import assistant as module
+
+    read_upload = module._read_upload
+
+    def another_process_writes_first(shown, file_name, raw, max_bytes):
+        if not (corpus_copy / "jembatan.txt").exists():
+            (corpus_copy / "jembatan.txt").write_text("the other upload", encoding="utf-8")
+        return read_upload(shown, file_name, raw, max_bytes)
+
+    monkeypatch.setattr(module, "_read_upload", another_process_writes_first)
+    added = assistant.add_file("jembatan.txt", ARTICLE.encode())
+    assert (corpus_copy / "jembatan.txt").read_text() == "the other upload"
+    assert added.path.name == "jembatan-2.txt" and added.path.read_text() == ARTICLE
+    assert [a.doc_id for a in added.articles] == ["jembatan-2"]
+    assert not [p for p in corpus_copy.iterdir() if p.name.startswith(".")]
+
+
 def test_a_file_name_is_made_safe(assistant, corpus_copy):
     added = assistant.add_file("../../Berita: Jembatan baru!.TXT", ARTICLE.encode())
     assert added.path.parent == corpus_copy

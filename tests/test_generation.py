@@ -267,6 +267,17 @@ def test_stream_failing_after_text_keeps_the_partial_text(llm_server, make_clien
     assert info.value.partial == shown == "one two"
 
 
+def test_an_endless_stream_is_cut_at_the_answer_timeout_with_the_partial_text(llm_server, make_client):
+    """Each piece arriving in time never trips the per-read timeout: an endless stream held the chat (and a
+    worker) for good (python -m bench faults, class llm)."""
+    llm_server.responder = lambda req: Reply(text="kata " * 20_000, chunk_delay=0.005)  # 100 s of answer
+    stream = make_client(llm_answer_timeout=1.0).stream(messages_for()[0])
+    with pytest.raises(LLMError, match="still writing after 1 s") as info:
+        for _ in stream:
+            pass
+    assert info.value.partial.startswith("kata kata") and len(info.value.partial) < 5 * 20_000
+
+
 def test_invalid_json_in_the_stream_is_an_llm_error_with_the_partial_text(llm_server, make_client):
     llm_server.script(Reply(sse=[_chunk("Jakarta"), 'data: {"choices": [{"delta": {"content": " flo', "data: [DONE]"]))
     with pytest.raises(LLMError, match="not JSON") as info:

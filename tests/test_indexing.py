@@ -85,6 +85,19 @@ def test_a_file_that_turns_bad_keeps_its_indexed_version(built, embedder):
     assert "002_c12aae596eddc73b" in open_store(settings).fingerprints()
 
 
+def test_an_enormous_article_is_indexed_up_to_max_article_chunks_with_a_warning(make_settings, corpus_copy,
+                                                                                   tmp_path, embedder):
+    """One line of words without punctuation became passage after passage, with no warning (a 2 MB line took
+    282 s and 1.96 GB; python -m bench faults, class articles)."""
+    (corpus_copy / "blob.txt").write_text("kata " * 3000, encoding="utf-8")
+    settings = make_settings(corpus_copy, tmp_path / "index", max_article_chunks=3)
+    report = update_index(settings, embedder, progress=False)
+    assert "blob" in report.added
+    [warning] = [error for error in report.errors if "blob.txt" in error]
+    assert "only the first 3 are indexed (max_article_chunks)" in warning
+    assert len(open_store(settings).chunk_rows(["blob"])) == 3
+
+
 def test_an_interrupted_update_leaves_the_previous_index(built, embedder, monkeypatch):
     settings, first = built
     before = live_generation(settings.index)

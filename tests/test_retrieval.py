@@ -286,3 +286,13 @@ def test_without_filters_the_results_are_unchanged(seed_assistant):
     question = "What did Thanh Hoa agree with Yamanashi?"
     assert ([h.passage.row_id for h in seed_assistant.search(question, k=5)]
             == [h.passage.row_id for h in seed_assistant.search(question, k=5, filters=SearchFilters())])
+
+
+def test_an_empty_corpus_folder_indexes_and_searches_to_nothing(make_settings, tmp_path, embedder):
+    """BM25 could not be built over no passages: every command over an empty corpus folder (a fresh install
+    before its first upload) failed with a ValueError traceback (python -m bench faults, class articles)."""
+    (tmp_path / "empty").mkdir()
+    assistant = Assistant(make_settings(tmp_path / "empty", tmp_path / "index"), embedder=embedder)
+    report = assistant.index(progress=False)
+    assert (report.total_articles, report.errors) == (0, [])
+    assert assistant.search("Thanh Hoa và Yamanashi") == []

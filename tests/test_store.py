@@ -24,7 +24,9 @@ from rag.store import (
     IndexWriter,
     Manifest,
     SentenceVectors,
+    StoreError,
     choose_layout,
+    live_fingerprints,
     live_generation,
 )
 
@@ -284,3 +286,49 @@ def test_a_writer_that_cannot_start_releases_the_lock(corpus):
     corpus.vectors.clear()
     corpus.write(add=3, start_empty=True)  # the way out: a rebuild
     check_contents(IndexStore.open(corpus.folder), corpus)
+
+
+def test_a_damaged_database_page_found_by_a_later_query_says_what_to_run(corpus):
+    """SQLite meets a garbled page only when a query reads it, and its DatabaseError came out of a search or a
+    citation as a traceback (python -m bench faults, class corrupt)."""
+    corpus.write(add=200)
+    store = IndexStore.open(corpus.folder)
+    database = corpus.folder / store.manifest.metadata
+    raw = bytearray(database.read_bytes())
+    half = len(raw) // 2
+    raw[half:] = np.random.default_rng(0).integers(0, 256, len(raw) - half, dtype=np.uint8).tobytes()
+    database.write_bytes(bytes(raw))
+    with pytest.raises(IndexCorrupt, match="is damaged .*; run `rag index --rebuild`"):
+        store.all_passages()
+
+
+def test_garbage_in_the_vector_file_is_found_by_readers_and_by_the_next_update(corpus):
+    """FAISS reads any bytes of the right length as vectors: 4 KB of garbage changed every question's top 5,
+    and updates said "up to date" (python -m bench faults, class corrupt)."""
+    corpus.write(add=20)
+    corpus.write(add=1)  # a small update links the file: its checksum goes with it
+    IndexStore.open(corpus.folder).close()
+    vectors = live_generation(corpus.folder) / VECTORS
+    raw = bytearray(vectors.read_bytes())
+    raw[len(raw) // 2 : len(raw) // 2 + 4096] = np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    vectors.write_bytes(bytes(raw[: len(vectors.read_bytes())]))
+    with pytest.raises(IndexCorrupt, match="damaged .*run `rag index --rebuild`"):
+        IndexStore.open(corpus.folder)
+    with pytest.raises(IndexCorrupt):
+        live_fingerprints(corpus.folder)  # what an update plans with: it rebuilds
+
+
+@pytest.mark.parametrize("part", ["CURRENT", "database"])
+def test_a_folder_in_place_of_a_file_is_cleared_by_the_rebuild(corpus, part):
+    """What an unreadable file is to root (chmod 000 does not stop it): the rebuild failed with
+    IsADirectoryError while publishing or cleaning up (python -m bench faults, class corrupt)."""
+    first = corpus.write(add=5)
+    path = corpus.folder / ("CURRENT" if part == "CURRENT" else first.metadata)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(StoreError, match="rag index"):
+        IndexStore.open(corpus.folder)
+    corpus.vectors.clear()
+    corpus.write(add=3, start_empty=True)
+    check_contents(IndexStore.open(corpus.folder), corpus)
+    assert not [p for p in corpus.folder.iterdir() if p.is_dir() and not p.name.startswith("gen-")]
