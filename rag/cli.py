@@ -245,16 +245,8 @@ def serve(
         fail(str(exc))
 
 
-@app.command()
-def ui(
-    host: HostOption = "127.0.0.1",
-    port: PortOption = 7860,
-    no_auth: NoAuthOption = False,
-    corpus: CorpusOption = None,
-    index: IndexOption = None,
-) -> None:
-    """The same as `rag serve` (the chat at /, the API at /v1)."""
-    serve(host=host, port=port, no_auth=no_auth, corpus=corpus, index=index)
+# `rag ui` (round 1's command) is the same server under its old name
+app.command("ui", help="The same as `rag serve` (the chat at /, the API at /v1).")(serve)
 
 
 def main() -> None:  # pragma: no cover - entry point
