@@ -17,6 +17,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, count
 from pathlib import Path
@@ -493,22 +494,36 @@ def _read_upload(shown_name: str, file_name: str, raw: bytes, max_bytes: int) ->
     return articles
 
 
-def _write_new(target: Path, raw: bytes) -> bool:
-    """Write to a hidden temporary file (the corpus reader skips dot files), then link it into place, unless
-    ``target`` exists: False then.
-
-    A link, not a rename: a rename replaces a file of that name, and another process (a second chat server,
-    an API add) may have chosen the same free name a moment before; two uploads of one name lost one.
-    """
+@contextmanager
+def _written_beside(target: Path, raw: bytes) -> Iterator[Path]:
+    """``raw`` in a hidden temporary file beside ``target`` (the corpus reader skips dot files), synced,
+    removed afterwards whatever happens."""
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as handle:
             handle.write(raw)
             handle.flush()
             os.fsync(handle.fileno())
-        os.link(temporary, target)
-        return True
-    except FileExistsError:
-        return False
+        yield temporary
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _write_new(target: Path, raw: bytes) -> bool:
+    """Write ``target`` whole, unless it exists: False then.
+
+    A link, not a rename: a rename replaces a file of that name, and another process (a second chat server,
+    an API add) may have chosen the same free name a moment before; two uploads of one name lost one.
+    """
+    with _written_beside(target, raw) as temporary:
+        try:
+            os.link(temporary, target)
+        except FileExistsError:
+            return False
+    return True
+
+
+def _write_atomically(target: Path, raw: bytes) -> None:
+    """Replace ``target`` whole (a JSONL file losing one record): readers see the old file or the new one."""
+    with _written_beside(target, raw) as temporary:
+        os.replace(temporary, target)

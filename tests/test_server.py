@@ -347,6 +347,19 @@ def test_an_uploaded_file_is_an_article_and_one_record_of_a_jsonl_can_be_deleted
     assert not (server.corpus / "bulk.jsonl").exists() and not (server.corpus / "lampion.txt").exists()
 
 
+@pytest.mark.parametrize("name", ["../../outside.txt", "/etc/cron.d/outside.txt", "..\\..\\outside.txt"])
+def test_an_upload_named_outside_the_corpus_lands_inside_it(server, name):
+    page = f"{BATAM['title']}\n\n{BATAM['text']}\n".encode()
+    with server.http(WRITE_SECRET) as http:
+        added = http.post("/v1/articles", files={"file": (name, page, "text/plain")})
+        assert added.status_code == 201, added.text
+        [article] = added.json()["added"]
+        assert ".." not in article["id"] and "/" not in article["id"]
+        assert any(p.stem == article["id"] for p in server.corpus.iterdir())
+        assert not (server.corpus.parent / "outside.txt").exists() and not Path("/etc/cron.d/outside.txt").exists()
+        assert http.delete(f"/v1/articles/{article['id']}").status_code == 200
+
+
 def test_bad_uploads_are_refused_with_their_status_and_nothing_changes(server):
     before = sorted(p.name for p in server.corpus.iterdir())
     text = "Sebuah artikel. " * 10
