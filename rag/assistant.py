@@ -128,8 +128,10 @@ class Assistant:
     def index(self, *, rebuild: bool = False, progress: bool = True, load_queries: bool = True) -> IndexReport:
         """Bring the index up to date with the corpus (incrementally unless ``rebuild``); ready the question encoder
         (exported once; loaded in the background unless ``load_queries`` is false: ``rag index`` asks nothing)."""
+        # Not under self._lock: answers read their own snapshot and must not wait for an update's embedding
+        # (a 0.7 MB upload held every chat for a minute); writers are serialised by the backend's writer lock.
+        report = update_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)
         with self._lock:
-            report = update_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)
             self._reopen_if_changed()
         self.embedder.prepare_queries(progress=progress, load=load_queries)
         return report

@@ -4,12 +4,16 @@ The index update after an upload is covered by tests/test_ui.py, through the bro
 """
 
 import json
+from pathlib import Path
+import threading
+import time
 
 import pytest
 
 from rag.answers import MODE_LLM, FinalAnswer, TextDelta
 from rag.assistant import ArticleNotFound, Assistant
 from rag.corpus import ArticleError, CorpusError, load_corpus
+from rag.store import writer_lock
 
 from .llm_server import Reply
 
@@ -226,3 +230,26 @@ def test_answers_keep_to_the_filters(seed_assistant, llm_server):
     assert all(c.hit.passage.lang == "vi" for c in answer.citations)
     streamed = list(seed_assistant.answer_stream(question, use_llm=False, filters=only_vietnamese))
     assert [h.passage.row_id for h in streamed[-1].answer.passages] == [h.passage.row_id for h in answer.passages]
+
+
+def test_a_question_asked_during_an_index_update_is_answered_without_waiting_for_it(assistant, corpus_copy):
+    """A 0.7 MB upload used to hold every chat until its embedding was done (about a minute, issue 15): the
+    update held the assistant's lock throughout.  Here the update is held up by another writer holding the
+    index's writer lock, as long as the test likes; the question must be answered meanwhile."""
+    assistant.index(progress=False)
+    (corpus_copy / "batam.txt").write_text(
+        "Festival lampion Batam\n\nKota Batam menggelar festival lampion dengan 40.000 pengunjung.\n", encoding="utf-8")
+    answers = []
+    with writer_lock(Path(assistant.settings.index)):  # another writer is mid-update
+        updating = threading.Thread(target=assistant.index, kwargs={"progress": False}, daemon=True)
+        updating.start()
+        time.sleep(2)  # the update has planned and waits for the writer lock
+        asking = threading.Thread(target=lambda: answers.append(
+            assistant.answer("What did Thanh Hoa agree with Yamanashi?", use_llm=False)), daemon=True)
+        asking.start()
+        asking.join(timeout=120)
+        assert answers, "the question waited for the index update"
+        assert updating.is_alive()
+    updating.join()
+    assert answers[0].citations and answers[0].citations[0].hit.passage.doc_id == "002_c12aae596eddc73b"
+    assert "batam" in {hit.passage.doc_id for hit in assistant.search("festival lampion Batam", 3)}

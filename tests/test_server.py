@@ -469,7 +469,7 @@ def test_the_page_refuses_writes_of_a_read_session_even_when_called_directly(ser
     """The form is hidden from readers; its handlers check the role too, since Gradio's API can be called directly."""
     from ui.app import READ_ONLY, ChatApp
 
-    chat = ChatApp(server.service.assistant, lock=server.service.lock, keyring=server.service.keyring)
+    chat = ChatApp(server.service.assistant, keyring=server.service.keyring)
     before = sorted(p.name for p in server.corpus.iterdir())
     reader, writer = gr.Request(username="reader"), gr.Request(username="writer")
     assert READ_ONLY in chat.add_pasted("Title", "", BATAM["text"], reader)[0]

@@ -2,11 +2,10 @@
 
 The assistant (embedding model, open index) is shared by everyone using the
 page; each browser session keeps its own conversation in a ``gr.State``, so
-people chatting at the same time never see each other's turns.  Answers may
-run side by side; an index update (first build, new articles) waits for the
-running answers, and a question asked during an update waits for it, so that
-an article just added can be asked about at once (:mod:`rag.locks`; the API
-of ``rag serve`` shares the lock).  :mod:`rag.api.app` mounts the page at ``/``.
+people chatting at the same time never see each other's turns.  Answers
+run side by side, and never wait for an index update (first build, new
+articles): each reads its own snapshot of the index, and an added article is
+searchable once its upload says so.  :mod:`rag.api.app` mounts the page at ``/``.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from rag.indexing import IndexReport
 from rag.auth import Keyring
 from rag.filters import SearchFilters
 from rag.language import language_name
-from rag.locks import ReadWriteLock
 from rag.store import StoreError
 from rag.stores import backend_for
 
@@ -105,11 +103,10 @@ def describe_added(name: str, added: AddedFile) -> str:
 
 
 class ChatApp:
-    """The event handlers; they share the assistant and the lock, and keep no conversation themselves."""
+    """The event handlers; they share the assistant, and keep no conversation themselves."""
 
-    def __init__(self, assistant: Assistant, *, lock: ReadWriteLock | None = None, keyring: Keyring | None = None):
+    def __init__(self, assistant: Assistant, *, keyring: Keyring | None = None):
         self.assistant = assistant
-        self.lock = lock or ReadWriteLock()  # the server's, when the API shares the assistant
         self.keyring = keyring or Keyring()  # empty: no sign-in, everyone may add articles
 
     def login(self, name: str, secret: str) -> bool:
@@ -143,11 +140,10 @@ class ChatApp:
 
     def update_index(self, progress: gr.Progress) -> IndexReport:
         """Index what changed in the corpus; the embedding progress bar shows in the page (tqdm is tracked)."""
-        with self.lock.writing():
-            progress(0, desc="Loading the embedding model")
-            _ = self.assistant.embedder
-            progress(0, desc="Reading and splitting the articles")
-            return self.assistant.index(progress=True)
+        progress(0, desc="Loading the embedding model")
+        _ = self.assistant.embedder
+        progress(0, desc="Reading and splitting the articles")
+        return self.assistant.index(progress=True)
 
     def prepare(self, progress=gr.Progress(track_tqdm=True)) -> Iterator[str]:
         """On page load: build the index when there is none, else catch up with the corpus folder."""
@@ -176,9 +172,7 @@ class ChatApp:
         try:
             filters = SearchFilters.of(languages=languages, since=since, until=until, sources=sources)
             stream = self.assistant.answer_stream(question, history_of(answers), filters=filters or None)
-            while True:
-                with self.lock.reading():
-                    event = next(stream)
+            for event in stream:
                 if isinstance(event, FinalAnswer):
                     break
                 text += event.text

@@ -1,7 +1,7 @@
 """The one server of ``rag serve``: the API under ``/v1``, OpenAPI docs at ``/docs``, the browser chat at ``/``.
 
-Both halves share one :class:`~rag.api.service.Service` (one assistant, one
-lock between answers and index updates) and one set of keys: the API takes
+Both halves share one :class:`~rag.api.service.Service` (one assistant) and
+one set of keys: the API takes
 them as bearer tokens, the chat page as a sign-in form (key name and secret).
 """
 
@@ -75,7 +75,7 @@ def mount_chat(app: FastAPI, service: Service) -> None:
 
     from ui.app import CSS, HEAD, THEME, ChatApp, build_app
 
-    chat_app = ChatApp(service.assistant, lock=service.lock, keyring=service.keyring)
+    chat_app = ChatApp(service.assistant, keyring=service.keyring)
     demo = build_app(chat_app)
     auth = chat_app.login if service.keyring else None
     gr.mount_gradio_app(app, demo, path="/", auth=auth, auth_message="Sign in with the name and the secret of an "

@@ -58,7 +58,7 @@ def chat_completions(body: ChatRequest, request: Request):
         raise ApiError(404, f"no model {body.model!r}; this server is {MODEL!r}", "model_not_found", "model")
     question, history = conversation(body.messages)
     events = service.assistant.answer_stream(question, history, filters=filters_of(body.filters))
-    answers = locked(service, events)
+    answers = answers_of(events)
     first = next(answers)  # retrieval runs here: a bad filter or a closed index is still an error status
     completion = Completion.start()
     if body.stream:
@@ -77,14 +77,12 @@ def conversation(messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
     return last.text.strip(), history
 
 
-def locked(service: Service, events: Iterator) -> Iterator[Answer | None]:
-    """The answer's events, each computed under the read lock (an index update waits between them).
+def answers_of(events: Iterator) -> Iterator[Answer | None]:
+    """``None`` for each piece of provisional text of an answer (a sign of life), then the final :class:`Answer`.
 
-    Yields ``None`` for each piece of provisional text (a sign of life), then the final :class:`Answer`.
+    An index update does not hold the answer up: it reads its own snapshot of the index.
     """
-    while True:
-        with service.lock.reading():
-            event = next(events)
+    for event in events:
         if isinstance(event, FinalAnswer):
             yield event.answer
             return

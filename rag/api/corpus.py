@@ -48,8 +48,7 @@ def service_of(request: Request) -> Service:
              dependencies=[Depends(reader)])
 def search(body: SearchRequest, request: Request) -> dict:
     service = service_of(request)
-    with service.lock.reading():
-        hits = service.assistant.search(body.query, body.k, filters=filters_of(body.filters))
+    hits = service.assistant.search(body.query, body.k, filters=filters_of(body.filters))
     return {"object": "list", "query": body.query,
             "data": [{**hit.to_dict(), "date": hit.passage.date} for hit in hits]}
 

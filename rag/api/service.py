@@ -1,4 +1,4 @@
-"""What every route and the chat page share: one assistant, one lock, the keys, and whether the server is ready.
+"""What every route and the chat page share: one assistant, the keys, and whether the server is ready.
 
 The server answers at once, but is only *ready* when the index is open and
 the embedding model loaded: :meth:`Service.warm_up` (a background thread at
@@ -17,7 +17,6 @@ from ..assistant import Assistant
 from ..auth import Keyring
 from ..errors import UserError
 from ..indexing import IndexReport
-from ..locks import ReadWriteLock
 from .errors import ApiError
 
 log = logging.getLogger("rag.api")
@@ -28,7 +27,6 @@ class Service:
     def __init__(self, assistant: Assistant, keyring: Keyring):
         self.assistant = assistant
         self.keyring = keyring
-        self.lock = ReadWriteLock()
         self.failure: str | None = None  # why warming up failed, shown by /readyz
         self._ready = threading.Event()
 
@@ -52,9 +50,8 @@ class Service:
         self._ready.set()
 
     def update_index(self, progress: bool = False) -> IndexReport:
-        """Index what changed in the corpus, once the running answers are done (new ones wait)."""
-        with self.lock.writing():
-            return self.assistant.index(progress=progress)
+        """Index what changed in the corpus; answers meanwhile use the index as it was (see Assistant.snapshot)."""
+        return self.assistant.index(progress=progress)
 
     def require_ready(self) -> None:
         if not self.ready:
