@@ -720,9 +720,9 @@ def _hostile_in_child(lab: Lab, settings: Settings) -> dict:
     (uploads / "upload.txt").write_bytes(body)
     (uploads / "binary.txt").write_bytes(random.Random(6).randbytes(500))
     for what, call in (("UI add_files", lambda: app.add_files([str(uploads / "upload.txt"), str(uploads / "binary.txt")],
-                                                              progress=_NoProgress())),
-                       ("UI add_pasted", lambda: app.add_pasted(SCRIPT, "javascript:alert(1)", ID, progress=_NoProgress())),
-                       ("UI add_pasted ok", lambda: app.add_pasted("Judul", "https://example.com/", ID,
+                                                              None, progress=_NoProgress())),
+                       ("UI add_pasted", lambda: app.add_pasted(SCRIPT, "javascript:alert(1)", ID, None, progress=_NoProgress())),
+                       ("UI add_pasted ok", lambda: app.add_pasted("Judul", "https://example.com/", ID, None,
                                                                    progress=_NoProgress()))):
         try:
             call()
