@@ -226,19 +226,6 @@ def supports(claim: str, claim_vector: np.ndarray, passages: Mapping[int, tuple[
     return Support(missing_names, missing_numbers, best, quotes, missing_roles)
 
 
-def _backing_source(claim: str, claim_vector: np.ndarray,
-                    passages: Mapping[int, tuple[str, SentenceVectors]]) -> tuple[int, Support] | None:
-    """The one source of the prompt that backs ``claim`` best on its own, when its cited ones do not.
-
-    A real small model answered "… is Bapak Shin Sang Jin, Walikota Kota Seongnam [2]" with the name in
-    source [1], not [2]: a right answer, wrongly cited.  Pointing the marker at the source that holds every
-    name, number and office of the claim (and says it, by the same similarity test) keeps the answer and
-    makes its citation true; a claim no source backs stays flagged.
-    """
-    backing = [(n, check) for n in passages if (check := supports(claim, claim_vector, {n: passages[n]})).backed]
-    return max(backing, key=lambda item: item[1].similarity) if backing else None
-
-
 def _name_found(mention: NameMention, places: frozenset[str], words: set[str]) -> bool:
     """A place or country by its key, in any language; another name by half of its words.
 
@@ -275,20 +262,10 @@ def check_answer(
     valid = [tuple(n for n in s.cites if 1 <= n <= len(sources)) for s in parsed.sentences]
     checked = [i for i, cites in enumerate(valid) if cites]
     vectors = embedder.embed_queries([parsed.sentences[i].text for i in checked]) if checked else []
-
-    def passages(numbers) -> dict[int, tuple[str, SentenceVectors]]:
-        return {n: (sources[n - 1].passage.text, sentences_of[sources[n - 1].passage.row_id]) for n in numbers}
-
     support: dict[int, Support] = {}
     for i, vector in zip(checked, vectors):
-        support[i] = supports(parsed.sentences[i].text, vector, passages(valid[i]))
-        if not support[i].backed:
-            moved = _backing_source(parsed.sentences[i].text, vector, passages(range(1, len(sources) + 1)))
-            if moved is not None:
-                notes.append(f"Citation of “{parsed.sentences[i].text}” moved from "
-                             f"{''.join(f'[{n}]' for n in valid[i])} to [{moved[0]}]: the source it cited does not "
-                             f"say this, [{moved[0]}] does.")
-                valid[i], support[i] = (moved[0],), moved[1]
+        passages = {n: (sources[n - 1].passage.text, sentences_of[sources[n - 1].passage.row_id]) for n in valid[i]}
+        support[i] = supports(parsed.sentences[i].text, vector, passages)
 
     pieces, claims, backed_claims = [], 0, 0
     for i, sentence in enumerate(parsed.sentences):
