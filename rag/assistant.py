@@ -182,10 +182,11 @@ class Assistant:
         """Yield :class:`TextDelta` pieces as the model writes them, then the checked :class:`FinalAnswer`.
 
         Only the articles passing ``filters`` are searched.  ``use_llm`` defaults to whether an endpoint is
-        configured.  The whole
-        answer reads one :class:`IndexSnapshot`.  When the endpoint fails, or
-        its answer is unusable (only markers, nothing backed by its sources),
-        the answer is extractive, with a note saying why.
+        configured.  The whole answer reads one :class:`IndexSnapshot`.  When
+        no passage found answers the question closely enough (``llm_gate``),
+        the model is not asked and the answer is a refusal.  When the endpoint
+        fails, or its answer is unusable (only markers, nothing backed by its
+        sources), the answer is extractive, with a note saying why.
         """
         use_llm = self.settings.llm_configured if use_llm is None else use_llm
         lang = detect_language(question)
