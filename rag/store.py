@@ -560,41 +560,54 @@ class IndexReadOnly(StoreError):
 
 
 # Writer locks held by this process: folder -> [thread lock, depth, open lock file].
-_writer_locks: dict[str, list] = {}
+_writer_locks: dict[str, list] = {}  # key -> [thread lock, depth, what holds the process-wide lock]
 _writer_locks_guard = threading.Lock()
 
 
 @contextmanager
-def writer_lock(folder: Path) -> Iterator[None]:
-    """The one-writer lock of an index folder: exclusive across processes (``flock`` on ``.lock``) and
-    threads, re-entrant in the thread holding it.
-
-    An update must plan (read the live fingerprints) and write under the same lock: two ``rag index``
-    runs that planned from the same generation before locking both added the new articles, and the
-    index kept them twice for good.
-    """
-    folder = Path(folder)
+def reentrant_writer_lock(key: str, acquire, release) -> Iterator[None]:
+    """A lock exclusive across processes (``acquire()`` takes it and returns its holder, ``release(holder)``
+    gives it back) and threads, re-entrant in the thread holding it: an update locks once for its plan
+    and again for its writes.  Shared by the index backends."""
     with _writer_locks_guard:
-        entry = _writer_locks.setdefault(str(folder.resolve()), [threading.RLock(), 0, None])
+        entry = _writer_locks.setdefault(key, [threading.RLock(), 0, None])
     with entry[0]:
         if entry[1] == 0:
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                handle = open(folder / ".lock", "w")
-            except OSError as exc:  # read-only file system, permissions
-                raise IndexReadOnly(f"index folder {folder} is not writable ({exc.strerror or exc}); "
-                                    "fix its permissions, or point --index / RAG_INDEX elsewhere") from exc
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            entry[2] = handle
+            entry[2] = acquire()
         entry[1] += 1
         try:
             yield
         finally:
             entry[1] -= 1
             if entry[1] == 0:
-                fcntl.flock(entry[2], fcntl.LOCK_UN)
-                entry[2].close()
+                release(entry[2])
                 entry[2] = None
+
+
+def writer_lock(folder: Path):
+    """The one-writer lock of an index folder (``flock`` on ``.lock``), see :func:`reentrant_writer_lock`.
+
+    An update must plan (read the live fingerprints) and write under the same lock: two ``rag index``
+    runs that planned from the same generation before locking both added the new articles, and the
+    index kept them twice for good.
+    """
+    folder = Path(folder)
+
+    def acquire():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = open(folder / ".lock", "w")
+        except OSError as exc:  # read-only file system, permissions
+            raise IndexReadOnly(f"index folder {folder} is not writable ({exc.strerror or exc}); "
+                                "fix its permissions, or point --index / RAG_INDEX elsewhere") from exc
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return handle
+
+    def release(handle) -> None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+    return reentrant_writer_lock(str(folder.resolve()), acquire, release)
 
 
 # --------------------------------------------------------------------- writing

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -45,7 +44,7 @@ from ..corpus import Article
 from ..filters import SearchFilters, article_day, filter_sql
 from ..language import detect_language, lexical_tokens, name_tokens
 from ..retrieval import LanguageCentroids
-from ..store import IndexCorrupt, IndexMissing, Manifest, Passage, SentenceVectors, StoreError
+from ..store import IndexCorrupt, IndexMissing, Manifest, Passage, SentenceVectors, StoreError, reentrant_writer_lock
 from .base import Ranking, redacted
 
 LOCK_KEY = 0x7261675F6E657773  # the writer lock's advisory key ("rag_news")
@@ -335,30 +334,16 @@ def _sums(languages: dict) -> dict[str, tuple[np.ndarray, int, int]]:
 # --------------------------------------------------------------------- writing
 
 
-# Writer locks held by this process: url -> [thread lock, depth, connection holding the advisory lock].
-_writer_locks: dict[str, list] = {}
-_writer_locks_guard = threading.Lock()
-
-
-@contextmanager
-def writer_lock(url: str) -> Iterator[None]:
+def writer_lock(url: str):
     """The one-writer lock of a database: a session advisory lock (released by the server if the process dies),
     re-entrant in the thread holding it, like :func:`rag.store.writer_lock`."""
-    with _writer_locks_guard:
-        entry = _writer_locks.setdefault(url, [threading.RLock(), 0, None])
-    with entry[0]:
-        if entry[1] == 0:
-            db = connect(url)
-            db.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-            entry[2] = db
-        entry[1] += 1
-        try:
-            yield
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                entry[2].close()  # closing the session releases the lock
-                entry[2] = None
+
+    def acquire():
+        db = connect(url)
+        db.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        return db
+
+    return reentrant_writer_lock(url, acquire, lambda db: db.close())  # closing the session releases the lock
 
 
 class PostgresWriter:
