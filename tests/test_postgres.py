@@ -21,6 +21,7 @@ from rag.stores import open_store  # noqa: E402
 from rag.stores.postgres import MIGRATIONS  # noqa: E402
 
 from .conftest import ROOT, SEED_CORPUS  # noqa: E402
+from .test_answering import first_answers_reading_no_whole_corpus  # noqa: E402
 from .test_retrieval import QUESTIONS  # noqa: E402
 
 NEW_ARTICLE = {
@@ -59,6 +60,13 @@ def test_retrieval_over_postgres_ranks_like_the_embedded_store(pg_assistant, see
 def test_filters_work_through_the_assistant(pg_assistant):
     hits = pg_assistant.search("What did Thanh Hoa agree with Yamanashi?", k=5, filters=SearchFilters.of(languages="vi"))
     assert hits and {h.passage.lang for h in hits} == {"vi"}
+
+
+def test_a_new_process_answers_its_first_question_from_the_stored_vocabulary(pg_assistant, embedder, monkeypatch):
+    from rag.stores.postgres import PostgresStore
+
+    fresh = Assistant(pg_assistant.settings, embedder=embedder)
+    first_answers_reading_no_whole_corpus(fresh, PostgresStore, monkeypatch)
 
 
 def test_an_index_run_with_nothing_to_do_writes_nothing(pg_assistant):
