@@ -17,10 +17,12 @@ psycopg = pytest.importorskip("psycopg", reason="the postgres extra is not insta
 
 from rag.assistant import Assistant  # noqa: E402
 from rag.filters import SearchFilters  # noqa: E402
-from rag.stores import open_store  # noqa: E402
+from rag.store import StoreError  # noqa: E402
+from rag.stores import backend_for, open_store  # noqa: E402
 from rag.stores.postgres import MIGRATIONS  # noqa: E402
 
 from .conftest import ROOT, SEED_CORPUS  # noqa: E402
+from .store_corpus import MANIFEST, synthetic, write  # noqa: E402
 from .test_answering import first_answers_reading_no_whole_corpus  # noqa: E402
 from .test_retrieval import QUESTIONS  # noqa: E402
 
@@ -74,6 +76,36 @@ def test_an_index_run_with_nothing_to_do_writes_nothing(pg_assistant):
     report = pg_assistant.index(progress=False)
     assert not report.changed_anything and report.unchanged == 5
     assert open_store(pg_assistant.settings.index).manifest.generation == before
+
+
+def _terminate_other_sessions(url: str) -> None:
+    """What a server restart does to every session but the caller's (here, the admin's own)."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+def test_a_connection_lost_mid_query_is_a_clear_error(postgres_database):
+    write(postgres_database, [synthetic("a-1"), synthetic("a-2")])
+    store = open_store(postgres_database)
+    _terminate_other_sessions(postgres_database)
+    for query in (lambda: store.search(synthetic("a-1").vectors[0], 5), store.is_current,
+                  lambda: store.lexical_search("Find Wa1", 5), lambda: store.word_spread(["wa1"])):
+        with pytest.raises(StoreError, match=r"index database postgresql://.* failed mid-query .*server is running"):
+            query()
+
+
+def test_a_connection_lost_mid_update_is_a_clear_error_and_changes_nothing(postgres_database):
+    write(postgres_database, [synthetic("a-1")])
+    with pytest.raises(StoreError, match="index database"):
+        with backend_for(postgres_database).writer(MANIFEST, start_empty=False, ivf_threshold=50_000) as writer:
+            synthetic("lost-1").add_to(writer)
+            _terminate_other_sessions(postgres_database)
+            synthetic("lost-2").add_to(writer)
+            writer.commit()
+    assert set(open_store(postgres_database).fingerprints()) == {"a-1"}
+    write(postgres_database, [synthetic("after-1")])  # the advisory lock went with the dead session
+    assert set(open_store(postgres_database).fingerprints()) == {"a-1", "after-1"}
 
 
 def test_two_servers_on_one_database_see_each_others_articles(postgres, make_settings, embedder, cache_dir,

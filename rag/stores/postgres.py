@@ -135,13 +135,79 @@ def _parse_vector(text: str) -> np.ndarray:
     return np.array(json.loads(text), dtype=np.float32)
 
 
-def connect(url: str) -> psycopg.Connection:
-    """An autocommit connection; a clear error naming the database (without its password) when it fails."""
+class IndexUnavailable(StoreError):
+    """The index database failed mid-query: the server stopped or restarted, the network dropped."""
+
+
+_LOST = (psycopg.OperationalError, psycopg.InterfaceError)  # a connection lost or closed, a server shutting down
+
+
+class _GuardedCursor(psycopg.Cursor):
+    """A cursor whose lost connection is :class:`IndexUnavailable`, whichever query meets it.
+
+    Without it a server restarted under a running ``rag serve`` surfaced as a raw psycopg traceback (or a
+    500 from the API) naming neither the index nor what to do.
+    """
+
+    def _guarded(self, call, *args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except _LOST as exc:
+            raise _unavailable(self.connection, exc) from exc
+
+    def execute(self, *args, **kwargs):
+        return self._guarded(super().execute, *args, **kwargs)
+
+    def executemany(self, *args, **kwargs):
+        return self._guarded(super().executemany, *args, **kwargs)
+
+    def fetchone(self):
+        return self._guarded(super().fetchone)
+
+    def fetchall(self):
+        return self._guarded(super().fetchall)
+
+    def fetchmany(self, *args, **kwargs):
+        return self._guarded(super().fetchmany, *args, **kwargs)
+
+    def __iter__(self):
+        return iter(self.fetchall())
+
+    @contextmanager
+    def copy(self, *args, **kwargs):
+        try:
+            with super().copy(*args, **kwargs) as copy:
+                yield copy
+        except _LOST as exc:
+            raise _unavailable(self.connection, exc) from exc
+
+
+class _Connection(psycopg.Connection):
+    url = ""  # redacted, for messages
+
+    def cursor(self, *args, **kwargs):
+        """A :class:`_GuardedCursor`; a connection already closed by a failure is :class:`IndexUnavailable` too."""
+        try:
+            return super().cursor(*args, **kwargs)
+        except _LOST as exc:
+            raise _unavailable(self, exc) from exc
+
+
+def _unavailable(db: _Connection, exc: Exception) -> IndexUnavailable:
+    return IndexUnavailable(f"the index database {db.url} failed mid-query ({str(exc).strip() or type(exc).__name__}); "
+                            "check that the server is running and reachable, then retry")
+
+
+def connect(url: str) -> _Connection:
+    """An autocommit connection whose failures mid-query are :class:`IndexUnavailable`; a clear error naming the
+    database (without its password) when it cannot connect."""
     try:
-        return psycopg.connect(url, autocommit=True)
+        db = _Connection.connect(url, autocommit=True, cursor_factory=_GuardedCursor)
     except psycopg.OperationalError as exc:
         raise StoreError(f"cannot connect to the index database {redacted(url)} ({str(exc).strip()}); "
                          "check the URL in --index / RAG_INDEX and that the server is running") from exc
+    db.url = redacted(url)
+    return db
 
 
 def migrate(db: psycopg.Connection) -> None:
