@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import ExitStack
 
 import pytest
 
@@ -133,3 +134,42 @@ def test_two_servers_on_one_database_see_each_others_articles(postgres, make_set
     answer = server_a.answer(question, use_llm=False)  # no restart, no index run in A
     assert answer.passages[0].passage.doc_id == "quang-ninh-okayama"
     assert not answer.refused and "40" in answer.text
+
+
+def test_two_rag_servers_on_one_database_answer_an_article_added_through_the_other(postgres, embedder, cache_dir,
+                                                                                   tmp_path):
+    """Two app servers (uvicorn, each its own assistant and corpus folder) behind one database: an article added
+    through A's API is answered through B's chat API, with no restart and no index run in B."""
+    from rag.api.app import ThreadedServer, create_app, start_warming
+    from rag.api.service import Service
+    from rag.auth import Keyring
+
+    from .test_server import BATAM, KEYS, MAX_ARTICLE_BYTES, WRITE_SECRET, Running, ask
+    from .test_ui import clean_settings
+
+    postgres.psql("CREATE DATABASE two_servers;")
+    url = postgres.get_uri("two_servers")
+    with ExitStack() as stack:
+        servers = []
+        for name in ("a", "b"):  # one after the other: B's start-up index run finds A's articles unchanged
+            corpus = tmp_path / f"corpus-{name}"
+            shutil.copytree(SEED_CORPUS, corpus)
+            settings = clean_settings(tmp_path, corpus=corpus, index=url, model_cache=cache_dir / "models",
+                                      max_article_bytes=MAX_ARTICLE_BYTES, api_keys=KEYS)
+            service = Service(Assistant(settings, embedder=embedder), Keyring.from_settings(settings))
+            running = stack.enter_context(ThreadedServer(create_app(service)))
+            start_warming(service).join()
+            assert service.ready, service.failure
+            servers.append(Running(running.url, corpus, service))
+        server_a, server_b = servers
+        question = "Berapa pengunjung festival lampion Batam?"
+        assert "40.000" not in ask(server_b, question).choices[0].message.content
+
+        with server_a.http(WRITE_SECRET) as http:
+            added = http.post("/v1/articles", json=BATAM)
+        assert added.status_code == 201, added.text
+        article_id = added.json()["added"][0]["id"]
+
+        answer = ask(server_b, question)
+        assert {c["doc_id"] for c in answer.model_extra["rag"]["citations"]} == {article_id}
+        assert "40.000" in answer.choices[0].message.content
