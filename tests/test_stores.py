@@ -22,7 +22,7 @@ from rag.retrieval import LanguageCentroids
 from rag.stores import backend_for, open_store
 
 from .conftest import ROOT
-from .store_corpus import DIM, synthetic, with_text, write
+from .store_corpus import DIM, IVF_THRESHOLD, MANIFEST, synthetic, with_text, write
 
 # articles with every filterable field varied, and one without a date or a source
 SAMPLE = [
@@ -238,6 +238,19 @@ class StoreConformance:
         [thanh_hoa] = article_vocabulary("", "Thanh Hoa").tokens
         assert updated["spread"][thanh_hoa] == (1, 1) and updated["spread"]["woo"] == (1, 1)  # the change landed
         assert not updated["knows"]["Bac Kan"] and updated["knows"]["Hai Phong"]
+
+    def test_recomputed_names_and_vocabularies_replace_the_old_ones(self, location, sample):
+        """What a new names version does (rag.indexing): every chunk's and article's derived text, rewritten."""
+        with backend_for(location).writer(MANIFEST, start_empty=False, ivf_threshold=IVF_THRESHOLD) as writer:
+            writer.replace_derived_text(((p.row_id, frozenset({"name:zeta"}), ["zeta"]) for p in writer.passages()),
+                                        ((a.doc_id, article_vocabulary("", "Zeta Omega")) for a in writer.articles()))
+            writer.commit()
+        store = open_store(location)
+        assert store.name_spread(["name:zeta"]) == {"name:zeta": len(SAMPLE)}
+        assert len(store.lexical_search("Find Zeta", 100)[0]) == 2 * len(SAMPLE)
+        assert store.lexical_search(named("vi-1"), 10)[0] == []  # the old tokens are gone
+        n = len(SAMPLE)  # every article, its text "Zeta Omega" (the first word is no name phrase)
+        assert store.word_spread(["zeta", "omega", "wvi1"]) == {"zeta": (n, 0), "omega": (n, n)}
 
     # ------------------------------------------------------------ corpus statistics
 
