@@ -51,38 +51,9 @@ LANGUAGE_NAMES = {
 }
 
 
-# lingua's first detection in a process loads its n-gram models, 0.17 s of CPU a language (holding the GIL), for
-# the nine Latin-script languages of SUPPORTED: most of a cold `rag search`.  Its low-accuracy mode (trigrams only)
-# loads in 0.1 s, and is trusted when QUICK_CONFIDENCE sure; otherwise its CANDIDATES likeliest languages (and
-# Vietnamese, whenever a letter only Vietnamese writes appears: it took "Trung Lưu sông Rhine chảy giữa Bingen và
-# Bon ở đâu?" for Tagalog, surely) go to the full models, loaded for those only.  On the 1,041 questions of the eval
-# sets and the external benchmark this decided as the full models over every language do; measured by
-# `python -m bench language_id` (bench/README.md §8 and §12).
-QUICK_CONFIDENCE = 0.97
-CANDIDATES = 4
-_VIETNAMESE_LETTERS = re.compile("[ăđơưĂĐƠƯ\u1ea0-\u1ef9]")
-
-
 @lru_cache(maxsize=1)
-def _quick_detector():
-    return LanguageDetectorBuilder.from_languages(*SUPPORTED).with_low_accuracy_mode().build()
-
-
-@lru_cache(maxsize=64)
-def _detector(languages: frozenset[Language]):
-    return LanguageDetectorBuilder.from_languages(*languages).build()
-
-
-def _lingua_language(sample: str) -> Language | None:
-    """lingua's language for ``sample``: the quick detector's when it is sure, else the full models' among its likeliest."""
-    ranked = [c for c in _quick_detector().compute_language_confidence_values(sample) if c.value > 0]
-    vietnamese = bool(_VIETNAMESE_LETTERS.search(sample))
-    if ranked and ranked[0].value >= QUICK_CONFIDENCE and not vietnamese:
-        return ranked[0].language
-    candidates = {c.language for c in ranked[:CANDIDATES]} | ({Language.VIETNAMESE} if vietnamese else set())
-    if len(candidates) < 2:
-        return next(iter(candidates), None)
-    return _detector(frozenset(candidates)).detect_language_of(sample)
+def _detector():
+    return LanguageDetectorBuilder.from_languages(*SUPPORTED).build()
 
 
 @lru_cache(maxsize=256)
@@ -94,7 +65,7 @@ def detect_language(text: str) -> str:
     sample = text[:4000].strip()
     if not sample:
         return UNKNOWN
-    language = _lingua_language(sample)
+    language = _detector().detect_language_of(sample)
     if language in (Language.INDONESIAN, Language.MALAY):
         return _indonesian_or_malay(sample)
     return language.iso_code_639_1.name.lower() if language else UNKNOWN

@@ -4,9 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from lingua import LanguageDetectorBuilder
 
-from rag import language
 from rag.language import detect_language, name_phrases, name_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,62 +31,10 @@ def test_name_phrases_drop_possessives_and_keep_numbers():
         ("Di bidang apa saja Seongnam unggul dalam industri teknologi tinggi?", "id"),
         ("When did Hai Phong sign with Incheon?", "en"),
         ("Hải Phòng ký kết với Incheon khi nào?", "vi"),
-        # lingua's trigram-only mode calls these Tagalog and Indonesian, surely (external benchmark questions)
-        ("Trung Lưu sông Rhine chảy giữa Bingen và Bon ở đâu?", "vi"),
-        ("Có bao nhiêu nghi phạm trong vụ tham nhũng Rusunawa Tambaksawah ở Sidoarjo?", "vi"),
-        # and this French: among its four likeliest languages the full models find Vietnamese written without accents
-        ("thu tuong pham minh chinh de xuat bao nhieu dinh huong lon tai dien dan viet nhat?", "vi"),
     ],
 )
 def test_questions_in_the_users_languages(question, lang):
     assert detect_language(question) == lang
-
-
-class RecordingBuilder:
-    """A lingua detector builder that records, for each detector built, its languages and its mode."""
-
-    built: list[tuple[frozenset, bool]] = []
-
-    def __init__(self, *languages):
-        self.languages, self.quick = frozenset(languages), False
-        self.builder = LanguageDetectorBuilder.from_languages(*languages)
-
-    def with_low_accuracy_mode(self):
-        self.quick, self.builder = True, self.builder.with_low_accuracy_mode()
-        return self
-
-    def build(self):
-        self.built.append((self.languages, self.quick))
-        return self.builder.build()
-
-
-@pytest.fixture
-def recorded_detectors(monkeypatch):
-    """The detectors :func:`detect_language` builds from here on (its caches are emptied before and after)."""
-    def clear():
-        for function in vars(language).values():
-            if hasattr(function, "cache_clear"):
-                function.cache_clear()
-
-    clear()
-    RecordingBuilder.built = []
-    monkeypatch.setattr(language, "LanguageDetectorBuilder", type("B", (), {"from_languages": RecordingBuilder}))
-    yield RecordingBuilder.built
-    clear()
-
-
-def test_a_question_loads_the_full_models_of_a_few_languages_only(recorded_detectors):
-    # lingua's full models cost 0.17 s of CPU a language to load, most of a cold `rag search` when all nine
-    # Latin-script languages were loaded for every question (bench/README.md §12)
-    assert detect_language("Who is the mayor of Daejeon?") == "en"
-    full = set().union(*(languages for languages, quick in recorded_detectors if not quick))
-    assert language.Language.ENGLISH in full
-    assert len(full) <= language.CANDIDATES < len(language.SUPPORTED) // 2
-
-
-def test_a_sure_question_needs_no_full_models(recorded_detectors):
-    assert detect_language("How many South Korean businesses are operating in Ho Chi Minh City?") == "en"
-    assert [quick for _, quick in recorded_detectors] == [True]
 
 
 def test_a_short_malay_question_is_taken_as_indonesian():
