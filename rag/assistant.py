@@ -43,9 +43,8 @@ from .extractive import Extract, extract_answer, language_pulls
 from .filters import SearchFilters
 from .generation import LLMClient, LLMError, Turn, build_messages, could_be_refusal, is_refusal, rewrite_followup
 from .indexing import IndexReport, update_index
-from .names import NameVocabulary
 from .language import detect_language, fold, name_phrases
-from .filters import SearchFilters
+from .names import NameVocabulary
 from .retrieval import Hit, RetrievalOptions, Retriever
 from .store import SentenceVectors
 from .stores import Store, open_store

@@ -352,16 +352,15 @@ class Retriever:
         language's nearest chunks too lets the corrected scores decide between
         languages, whatever their share of the corpus.
         """
-        dense = self.store.search(query, n, filters)
+        dense = list(self.store.search(query, n, filters))
         per_language = self.options.language_candidates
-        if per_language <= 0:
-            return dense
+        wanted = set(filters.languages) if filters and filters.languages else None
+        languages = [lang for lang in sorted(self.store.centroids().shifts) if wanted is None or lang in wanted]
+        if per_language <= 0 or (len(languages) < 2 and per_language <= n):
+            return dense  # one language admitted: its nearest chunks are the global pool's already
         seen = {row_id for row_id, _ in dense}
         floor = dense[0][1] - self.options.language_margin if dense and self.options.language_margin > 0 else -np.inf
-        wanted = set(filters.languages) if filters and filters.languages else None
-        for lang in sorted(self.store.centroids().shifts):
-            if wanted is not None and lang not in wanted:
-                continue
+        for lang in languages:
             only_lang = replace(filters or SearchFilters(), languages=(lang,))
             for row_id, score in self.store.search(query, per_language, only_lang):
                 if row_id not in seen and score >= floor:
