@@ -86,6 +86,11 @@ SYLLABLE_SHARE = 0.8  # 343 of 344 unaccented Vietnamese questions reach it; no 
 ENGLISH_FUNCTION_WORDS_SHARE = 0.3  # at most 0.2 in those questions
 
 
+def is_vietnamese_syllable(word: str) -> bool:
+    """Whether folded ``word`` has the shape of one Vietnamese syllable ("nguyen", "hoa"; not "kota", "mayor")."""
+    return bool(_SYLLABLE.fullmatch(word))
+
+
 def unaccented_vietnamese(text: str) -> bool:
     """Whether ``text`` is Vietnamese written without diacritics: plain ASCII whose lower-case words are nearly all
     Vietnamese syllables and not English function words (``python -m bench language_id`` measures it)."""
@@ -96,7 +101,7 @@ def unaccented_vietnamese(text: str) -> bool:
         return False
     from bm25s.stopwords import STOPWORDS_EN  # the Lucene list; only loaded for text that looks Vietnamese
 
-    syllables = sum(bool(_SYLLABLE.fullmatch(word)) for word in words)
+    syllables = sum(is_vietnamese_syllable(word) for word in words)
     function_words = sum(word in STOPWORDS_EN for word in words)
     return syllables >= SYLLABLE_SHARE * len(words) and function_words < ENGLISH_FUNCTION_WORDS_SHARE * len(words)
 

@@ -38,7 +38,7 @@ import pycountry
 from babel import Locale
 from vietnam_provinces import Province
 
-from .language import TITLE_WORDS, fold, lexical_tokens, name_phrases, name_spans
+from .language import TITLE_WORDS, fold, is_vietnamese_syllable, lexical_tokens, name_phrases, name_spans
 
 if TYPE_CHECKING:
     from .stores import Store
@@ -303,6 +303,7 @@ def gazetteer_mentions(text: str) -> list[NameMention]:
     """The mentions of gazetteer entries (places and countries) in ``text``, in order."""
     gazetteer = _gazetteer()
     searchable, offsets = _searchable(text)
+    casual = not any(ch.isupper() for ch in text)  # typed all in lower case, as chat often is
 
     def original(position: int) -> int:
         return offsets[position] if offsets else position
@@ -311,7 +312,7 @@ def gazetteer_mentions(text: str) -> list[NameMention]:
     for match in gazetteer.pattern.finditer(searchable):
         core_start, core_end = original(match.start("core")), original(match.end("core"))
         core = text[core_start:core_end]
-        entry = _pick_entry(gazetteer.entries[" ".join(match.group("core").split())], core)
+        entry = _pick_entry(gazetteer.entries[" ".join(match.group("core").split())], core, casual)
         if entry is None or not entry.kind:
             continue
         start, end = core_start, core_end
@@ -323,23 +324,40 @@ def gazetteer_mentions(text: str) -> list[NameMention]:
     return mentions
 
 
-def _pick_entry(entries: list[_Entry], core: str) -> _Entry | None:
+def _pick_entry(entries: list[_Entry], core: str, casual: bool = False) -> _Entry | None:
     """The entry ``core`` (as written) stands for: an exact spelling if it is one, else a capitalised name.
 
     Written with accents, the text must carry the spelling's: Vietnamese tells
     ``Bỉ`` (Belgium) from ``Bí`` (as in ``Tổng Bí thư``) and ``Nhật`` from
-    ``Nhất`` only by them.  Unaccented text may stand for any spelling.
+    ``Nhất`` only by them.  Unaccented text may stand for any spelling.  In
+    ``casual`` text (no capital anywhere) a name need not be capitalised when
+    it cannot be an ordinary word (see :func:`_unmistakable`).
     """
-    exact = [e for e in entries if e.exact is not None and e.exact == core]
+    exact = [e for e in entries if e.exact is not None and (e.exact == core or casual and _unmistakable_exact(e, core))]
     if exact:
         return exact[0]
-    if not _capitalised(core) or _acronym(core):
+    if casual and not _capitalised(core):
+        if not _unmistakable(core):
+            return None
+    elif not _capitalised(core) or _acronym(core):
         return None
     accents = _accents(core)
     unaccented = not any(accents)
     loose = [e for e in entries if e.exact is None and (unaccented or e.accents == accents)]
     # One spelling, several entities ("Georgia"): the first listed (Vietnam, then partners, then countries) wins.
     return loose[0] if loose else None
+
+
+def _unmistakable(core: str) -> bool:
+    """Whether ``core`` written in lower case is still a name: two words or more ("ha noi", "korea selatan"), or
+    one long word that is no Vietnamese syllable ("yamanashi", not "nhat" or "duc", which are also words)."""
+    return len(core.split()) > 1 or (len(core) > _SHORT and not is_vietnamese_syllable(fold(core)))
+
+
+def _unmistakable_exact(entry: _Entry, core: str) -> bool:
+    """An exact spelling typed in lower case counts when it is no word ("hcm", "tphcm"; not "as", "us" or "my")."""
+    folded = fold(core)
+    return fold(entry.exact) == folded and len(folded) > 2 and not is_vietnamese_syllable(folded)
 
 
 def _acronym(word: str) -> bool:

@@ -142,3 +142,22 @@ def test_every_vietnamese_province_old_and_new_is_found_with_and_without_accents
         accented = gazetteer_keys(f"Berita dari {name} hari ini.")
         plain = gazetteer_keys(f"Berita dari {fold(name).title()} hari ini.")
         assert len(accented) == 1 and next(iter(accented)).startswith("loc:vn:") and plain == accented, name
+
+
+@pytest.mark.parametrize(("question", "keys"), [
+    # chat is often typed all in lower case, Vietnamese often without its diacritics as well
+    ("tphcm dang hop tac voi nhung dia phuong nao trong nuoc va nuoc ngoai?", {"loc:vn:ho-chi-minh"}),
+    ("tp hcm va ha noi hop tac voi han quoc nhu the nao?", {"loc:vn:ho-chi-minh", "loc:vn:ha-noi", "country:kr"}),
+    ("kapan kota ho chi minh bekerja sama dengan korea selatan?", {"loc:vn:ho-chi-minh", "country:kr"}),
+    ("who is the mayor of seongnam?", {"loc:kr:seongnam"}),
+    ("what did yamanashi agree to with thanh hoa?", {"loc:jp:yamanashi", "loc:vn:thanh-hoa"}),
+])
+def test_names_typed_in_lower_case_are_found_in_a_text_without_capitals(question, keys):
+    assert gazetteer_keys(question) == keys
+
+
+def test_lower_case_words_that_are_also_names_stay_words():
+    # one Vietnamese syllable ("nhat", "duc", "my") or a short acronym ("as", "us") is a word as often as a name
+    assert gazetteer_keys("anh ay la nguoi duc tot nhat o my, as we say to us") == frozenset()
+    # and capitals anywhere mean the text writes its names with them: the usual rules apply
+    assert gazetteer_keys("Ông ấy nói ha noi") == frozenset()
