@@ -1,7 +1,7 @@
 """Retrieval quality on the external benchmark (XQuAD vi/en→vi, FacQA id), per question group.
 
     python -m bench external [--quick] [--rebuild] [--vary SETTING VALUE ...] [--chunk-tokens N]
-                             [--postgres] [--rankings FILE] [--unaccented]
+                             [--postgres] [--rankings FILE] [--unaccented] [--lower]
 
 Indexes ``passages.jsonl`` with the project's own pipeline, asks every question
 through the same search the CLI uses, and prints recall@1/5/20 per group.
@@ -11,7 +11,7 @@ through the same search the CLI uses, and prints recall@1/5/20 per group.
 ``--postgres`` indexes into a private PostgreSQL (``pgserver``, under the work folder) instead of the
 embedded store; ``--rankings FILE`` saves each question's top 20 articles, so two runs can be compared
 question by question.  ``--unaccented`` asks the Vietnamese questions without their diacritics, as people
-often type them (the other groups are left out).
+often type them (the other groups are left out); ``--lower`` asks every question in lower case.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ VARIABLE = ("lexical_weight", "language_calibration", "same_language_calibration
 
 
 def run(quick: bool = False, rebuild: bool = False, vary: tuple[str, list[str]] | None = None,
-        rankings: Path | None = None, unaccented: bool = False, **overrides) -> None:
+        rankings: Path | None = None, unaccented: bool = False, lower: bool = False, **overrides) -> None:
     """Score each value of the varied setting (default: the configured settings) on the same index."""
     assistant = Assistant(bench_settings("external", SHARED_BENCH / "passages.jsonl", **overrides))
     ranked_by_question: dict[str, list[str]] = {}
@@ -47,6 +47,8 @@ def run(quick: bool = False, rebuild: bool = False, vary: tuple[str, list[str]] 
     questions = load_questions(SHARED_BENCH / "questions.jsonl")
     if unaccented:
         questions = [replace(q, question=strip_diacritics(q.question)) for q in questions if q.lang == "vi"]
+    if lower:
+        questions = [replace(q, question=q.question.lower()) for q in questions]
     if quick:
         questions = questions[::6]
     name, values = vary or ("lexical_weight", [assistant.settings.lexical_weight])
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--postgres", action="store_true", help="index into a private PostgreSQL (pgserver)")
     parser.add_argument("--rankings", type=Path, help="save each question's ranked articles (JSON) here")
     parser.add_argument("--unaccented", action="store_true", help="only the Vietnamese questions, without diacritics")
+    parser.add_argument("--lower", action="store_true", help="every question in lower case")
     args = parser.parse_args(argv)
     if args.vary and (args.vary[0] not in VARIABLE or len(args.vary) < 2):
         parser.error(f"--vary takes one of {', '.join(VARIABLE)} and at least one value")
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.postgres:
             overrides["index"] = stack.enter_context(private_database(WORK / "external" / "pgdata", "external"))
         run(quick=args.quick, rebuild=args.rebuild, vary=vary, rankings=args.rankings, unaccented=args.unaccented,
-            **overrides)
+            lower=args.lower, **overrides)
 
 
 @contextmanager
