@@ -18,6 +18,7 @@ diacritics), the same folding the lexical search uses.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 from .language import fold
@@ -55,9 +56,13 @@ _MONEY_NOUNS = _words(
 )
 _WHEN = _words(
     "when (?:did|does|do|was|were|will|is|are|has|have|had)", "what (?:year|date|day|month)", "which (?:year|date|day|month)",
-    "khi nao", "bao gio", "luc nao", "(?:nam|ngay|thang) nao",
+    "khi nao", "bao gio", "(?:nam|ngay|thang) nao",
     "kapan(?:kah)?", "bila(?:kah)?", "(?:tahun|tanggal|bulan|tarikh) (?:berapa|bila)(?:kah)?",
 )
+# "lúc nào" (when) folds to the same letters as "lực nào" ("quyền lực nào": which power), so it is
+# read with its accents, or folded only in a question written without any.
+_AT_WHAT_TIME = re.compile(r"\blúc nào\b")
+_AT_WHAT_TIME_UNACCENTED = _words("luc nao")
 _WHICH_DAY = _words(
     "(?:what|which) (?:date|day)", "ngay (?:nao|bao nhieu|may)", "tanggal (?:berapa|brp)(?:kah)?", "tarikh (?:apa|bila)"
 )
@@ -86,7 +91,8 @@ _WHICH_PLACE = re.compile(
 )
 _WHO = _words("who", "whom", "siapa(?:kah)?", "ai")
 _ROLE_CUES = {role: _words(*names) for role, names in ROLES.items()}
-_POPULATION = _words("population", "inhabitants", "dan so", "so dan", "penduduk", "populasi")
+# "berpenduduk 74 juta jiwa" (has 74 million inhabitants): Indonesian and Malay derive the word with ber-.
+_POPULATION = _words("population", "inhabitants", "dan so", "so dan", "(?:ber)?penduduk", "populasi")
 _AREA = _words("area", "dien tich", "luas", "keluasan")
 _HOW_MANY = _words(
     "how many", "how much", "how big", "how large", "number of", "percentage",
@@ -106,9 +112,12 @@ _MONTHS = (
 )
 _DAY_MONTH = rf"\b\d{{1,2}}\s?[/.-]\s?\d{{1,2}}\b|\bngay \d{{1,2}}\b|\b\d{{1,2}} (?:{_MONTHS})\b|\b(?:{_MONTHS}) \d{{1,2}}\b"
 _DAY = re.compile(_DAY_MONTH)
-# A year: 1800-2099 alone, or any year named as one ("tahun 971", "năm 1565").
+# A year: 1800-2099 alone, any year named as one ("tahun 971", "năm 1565"), or a span of years
+# from 1000 on ("memerintah (1514-1530)": a reign).
+_YEAR = r"(?:1\d{3}|20\d\d)"
 _DATE = re.compile(
-    rf"\b(?:1[89]\d\d|20\d\d)\b|\b(?:year|tahun|nam) \d{{3,4}}\b|{_DAY_MONTH}|\bthang \d{{1,2}}\b|\b(?:{_MONTHS})\b"
+    rf"\b(?:1[89]\d\d|20\d\d)\b|\b(?:year|tahun|nam) \d{{3,4}}\b|\b{_YEAR}\s?[-–]\s?{_YEAR}\b"
+    rf"|{_DAY_MONTH}|\bthang \d{{1,2}}\b|\b(?:{_MONTHS})\b"
 )
 _AREA_AMOUNT = re.compile(
     rf"{_NUMBER}\s*(?:ha|hectares?|hektar|km2|km²|m2|m²|square|acres?"
@@ -128,9 +137,9 @@ def expected_type(question: str) -> str | None:
         return MONEY
     if _WHICH_DAY.search(q):
         return DAY
-    if _WHEN.search(q):
+    if _WHEN.search(q) or _asks_at_what_time(question, q):
         return DATE
-    if _POPULATION.search(q):
+    if _POPULATION.search(q) and not _WHO.search(q):  # "Siapakah … penduduk dunia …?" asks for a person
         return POPULATION
     if _AREA.search(q) and _HOW_MANY.search(q):
         return AREA
@@ -141,6 +150,12 @@ def expected_type(question: str) -> str | None:
     if _WHO.search(q):
         return next((role for role, cue in _ROLE_CUES.items() if cue.search(q)), None)
     return None
+
+
+def _asks_at_what_time(question: str, folded: str) -> bool:
+    if question.isascii():
+        return bool(_AT_WHAT_TIME_UNACCENTED.search(folded))
+    return bool(_AT_WHAT_TIME.search(unicodedata.normalize("NFC", question).lower()))
 
 
 def roles_in(text: str) -> frozenset[str]:

@@ -4,9 +4,11 @@ Used when no LLM endpoint is configured (the offline default) and as the
 fallback when the endpoint fails.  Sentences are ranked by cross-lingual
 embedding similarity to the question, plus a bonus for sharing its names and
 numbers, so "Who is the mayor of Seongnam?" picks the sentence naming him even
-though it is in Indonesian.  The similarity is corrected for the pull of each
-sentence's language, as retrieval corrects passages (:class:`rag.retrieval.LanguageCentroids`):
-a Vietnamese question otherwise quotes the one Vietnamese article, and an
+though it is in Indonesian; a shared word counts by how few of the candidate
+sentences have it, since the topic every one of them names tells them apart
+least.  The similarity is corrected for the pull of each sentence's language,
+as retrieval corrects passages (:class:`rag.retrieval.LanguageCentroids`): a
+Vietnamese question otherwise quotes the one Vietnamese article, and an
 English one Indonesian text, before the sentence that answers.  Questions that
 ask for an amount, a date or a number only take sentences that contain one
 (:mod:`rag.answer_types`).
@@ -14,7 +16,9 @@ ask for an amount, a date or a number only take sentences that contain one
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +31,8 @@ from .store import SentenceVectors
 
 MAX_SENTENCES = 3
 MARGIN = 0.03  # sentences scoring within this of the best one are kept too
-# Added for a sentence containing all the question's words (same language) or names and numbers (other languages).
+# Added for a sentence containing all the question's words (same language) or names and numbers (other
+# languages), each word weighted by its rarity among the candidate sentences.
 OVERLAP_BONUS = 0.1
 MIN_SENTENCE_WORDS = 5
 
@@ -58,7 +63,10 @@ def extract_answer(
     lang = detect_language(question)
     words = {t for t in lexical_tokens(question) if len(t) > 2 or t.isdigit()}
     names = name_tokens(question)
-    overlaps = [_overlap(words if hits[i].passage.lang == lang else names, s) for i, s, _ in candidates]
+    tokens = [set(lexical_tokens(sentence)) for sentence in sentences]
+    rarity = _rarity(tokens)
+    overlaps = [_overlap(words if hits[i].passage.lang == lang else names, own, rarity)
+                for (i, _, _), own in zip(candidates, tokens)]
     scores = similarity - pulls + OVERLAP_BONUS * np.array(overlaps)
     answer_type = expected_type(question)
     typed = np.array([has_type(sentence, answer_type, question) for sentence in sentences])
@@ -109,6 +117,21 @@ def _choose(scores: np.ndarray) -> list[int]:
     return [i for i in order[:MAX_SENTENCES] if scores[i] >= best - MARGIN]
 
 
-def _overlap(keys: set[str], sentence: str) -> float:
-    return len(keys & set(lexical_tokens(sentence))) / len(keys) if keys else 0.0
+def _rarity(tokens: Sequence[set[str]]) -> Callable[[str], float]:
+    """How rare a word is among the candidate sentences (their own IDF), for weighting the overlap.
+
+    The question's topic is named by most sentences of a passage about it
+    ("Anwar", "Izumo", "Super Bowl"), while the sentence that answers often
+    says "he" or "the ship": a word every candidate shares tells them apart
+    no better than a stop word, a word few share does.
+    """
+    counts = Counter(token for own in tokens for token in own)
+    n = len(tokens)
+    return lambda key: math.log((n + 1) / (counts[key] + 0.5))
+
+
+def _overlap(keys: set[str], tokens: set[str], rarity: Callable[[str], float]) -> float:
+    """The share of ``keys`` (weighted by ``rarity``) that a sentence with ``tokens`` contains."""
+    total = sum(rarity(key) for key in keys)
+    return sum(rarity(key) for key in keys & tokens) / total if total > 0 else 0.0
 

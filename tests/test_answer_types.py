@@ -33,6 +33,12 @@ from rag.answer_types import AREA, DATE, DAY, MONEY, NUMBER, PLACE, POPULATION, 
         ("Who signed the agreement with Seongnam?", None),
         ("What did the mayor of Seongnam say?", None),  # only "who" questions must name the role
         ("Which mountain did he praise when talking about Yamanashi?", None),
+        ("Lễ ký kết diễn ra lúc nào?", DATE),
+        ("le ky ket dien ra luc nao?", DATE),  # typed without accents
+        ("Chính quyền Hốt Tất Liệt có sự phân chia quyền lực nào?", None),  # "lực nào": which power, not when
+        # a person who spoke about the world's population, not a population
+        ("Siapakah ahli fisika yang memaparkan kesenjangan pendapatan antara penduduk dunia?", None),
+        ("Berapa jumlah penduduk Provinsi Jiangsu saat ini?", POPULATION),
     ],
 )
 def test_expected_type(question, kind):
@@ -69,6 +75,9 @@ def test_expected_type(question, kind):
         ("Any sentence at all.", None, True),
         ("Universitas pertama di dunia didirikan pada tahun 971 di Kairo, Mesir.", DATE, True),  # a year named so
         ("Sekolah itu memiliki 971 murid.", DATE, False),
+        ("Dinasti Saljuq dengan Sultan Ali Mughayat (1514-1530) sebagai sultan pertama.", DATE, True),  # a reign
+        ("Chỉ có 100-150 loài đã được xác nhận.", DATE, False),  # a range of counts, not of years
+        ("Topan Khanun melintasi Provinsi Jiangsu yang berpenduduk 74 juta jiwa.", POPULATION, True),
     ],
 )
 def test_has_type(sentence, kind, expected):

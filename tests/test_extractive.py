@@ -54,3 +54,28 @@ def test_a_which_place_question_quotes_a_sentence_naming_such_a_place_and_is_not
     unknown = "Which city hosts the most research institutes in the country?"
     untyped = extract_answer(unknown, seed_assistant.embedder.embed_query(unknown), hits, sentences)
     assert untyped.text and untyped.citations
+
+
+def _one_passage(embedder, text: str, lang: str):
+    """``text`` as the only retrieved passage, its sentences pooled from its own pass as indexing does."""
+    from rag.chunking import split_sentences
+    from rag.retrieval import Hit
+    from rag.store import Passage, SentenceVectors
+
+    spans = split_sentences(text, lang)
+    _, (vectors,) = embedder.embed_passages_and_spans([text], [spans])
+    passage = Passage(1, "doc", 0, "", None, lang, None, text, 0, len(text))
+    return [Hit(1, 0.9, passage)], {1: SentenceVectors(spans, vectors)}
+
+
+def test_a_name_few_sentences_share_counts_more_than_the_topic_every_sentence_names(embedder):
+    # The topic (Anwar Ibrahim) is in most sentences; the one that answers names only the United States.
+    # Counted plainly, two of the question's three names beat one, and a sentence about Anwar was quoted first.
+    text = ("Anwar Ibrahim menerima banyak ucapan tahniah selepas mengangkat sumpah sebagai Perdana Menteri. "
+            "Anwar Ibrahim berkata beliau akan mengukuhkan hubungan dengan negara jiran. "
+            "Ucapan tahniah itu disampaikan oleh Duta Besar Amerika Syarikat ke Malaysia, Brian McFeeters. "
+            "Anwar Ibrahim juga menerima panggilan telefon daripada Presiden Turkiye.")
+    question = "Đại sứ nào đã chuyển lời chúc mừng của Mỹ tới ông Anwar Ibrahim?"
+    hits, sentences = _one_passage(embedder, text, "ms")
+    extract = extract_answer(question, embedder.embed_query(question), hits, sentences)
+    assert extract.text.splitlines()[0].startswith("- Ucapan tahniah itu disampaikan oleh Duta Besar")
