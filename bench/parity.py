@@ -5,7 +5,7 @@ checked on real text, and every disagreement is printed:
 
 * language detection: :func:`rag.language.detect_language` (Vietnamese decided
   by its own letters, see ``_written_in_vietnamese``) against lingua alone
-  (``_lingua_language``, what it did before);
+  (``lingua_language``, what it did before);
 * the question encoder's tokenizer: :class:`rag.unigram_tokenizer.UnigramForWords`
   against the export's whole ``tokenizer.json`` in ``tokenizers``, token ids and
   attention masks, for each text with the prompt the encoder gives it.
@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from itertools import islice
 
 from rag.corpus import load_corpus
-from rag.embeddings import Embedder, EncoderSpec, _FullTokenizer, _question_tokenizer
-from rag.language import _lingua_language, detect_language
+from rag.embeddings import Embedder, EncoderSpec, WholeTokenizer, question_tokenizer
+from rag.language import detect_language, lingua_language
 
 from .common import ROOT, SHARED_BENCH, table
 
@@ -41,10 +41,10 @@ def main(argv: list[str]) -> None:
     texts = list(labelled_texts(args.news))
     print(f"{len(texts)} texts\n")
     print("## language detection (shortcut vs lingua alone)\n")
-    print(compare(texts, lambda text: detect_language(text), lambda text: _lingua_language(text[:4000].strip())))
+    print(compare(texts, lambda text: detect_language(text), lambda text: lingua_language(text[:4000].strip())))
     folder = Embedder().onnx_folder
     spec = EncoderSpec.load(folder)
-    fast, full = _question_tokenizer(folder, spec), _FullTokenizer(folder, spec)
+    fast, full = question_tokenizer(folder, spec), WholeTokenizer(folder, spec)
     print("\n## question-encoder tokens (cut vocabulary vs whole tokenizer.json)\n")
     print(compare(texts, lambda text: _tokens(fast, text), lambda text: _tokens(full, text), show=False))
 

@@ -352,7 +352,7 @@ class OnnxEncoder:
         if spec is None:
             raise ModelError(f"{folder} holds no complete ONNX export; delete it to have it made again")
         self.spec = spec
-        self.tokenizer = _question_tokenizer(folder, spec)
+        self.tokenizer = question_tokenizer(folder, spec)
         options = ort.SessionOptions()
         options.intra_op_num_threads = resolve_threads(threads)
         options.inter_op_num_threads = 1
@@ -375,7 +375,7 @@ class OnnxEncoder:
         return vectors
 
 
-class _FullTokenizer:
+class WholeTokenizer:
     """The export's ``tokenizer.json`` as ``tokenizers`` loads it, for a tokenizer :mod:`rag.unigram_tokenizer` cannot cut."""
 
     def __init__(self, folder: Path, spec: EncoderSpec):
@@ -392,14 +392,14 @@ class _FullTokenizer:
                 np.array([e.attention_mask for e in encodings], dtype=np.int64))
 
 
-def _question_tokenizer(folder: Path, spec: EncoderSpec):
+def question_tokenizer(folder: Path, spec: EncoderSpec):
     """The export's tokenizer, cut to each batch's words when it can be (:mod:`rag.unigram_tokenizer`: the same ids,
     without building a 250k-piece model in every process), else loaded whole."""
     from .unigram_tokenizer import UnigramForWords
 
     document = _pieces_document(folder)
     if document is None:
-        return _FullTokenizer(folder, spec)
+        return WholeTokenizer(folder, spec)
     return UnigramForWords(document, max_length=spec.max_length, truncation_side=spec.truncation_side,
                            padding_side=spec.padding_side, pad_id=spec.pad_id, pad_token=spec.pad_token)
 

@@ -67,10 +67,10 @@ def detect_language(text: str) -> str:
         return UNKNOWN
     if _written_in_vietnamese(sample):
         return "vi"
-    return _lingua_language(sample)
+    return lingua_language(sample)
 
 
-def _lingua_language(sample: str) -> str:
+def lingua_language(sample: str) -> str:
     """What lingua says ``sample`` is (Indonesian and Malay told apart by windows); ``"und"`` when unsure."""
     language = _detector().detect_language_of(sample)
     if language in (Language.INDONESIAN, Language.MALAY):

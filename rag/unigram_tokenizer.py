@@ -39,11 +39,11 @@ def pieces_document(tokenizer_json: str) -> dict | None:
     pipeline = json.loads(tokenizer_json)
     model = pipeline.get("model") or {}
     post = pipeline.get("post_processor")
-    if model.get("type") != "Unigram" or model.get("byte_fallback") or \
+    if model.get("type") != "Unigram" or not model.get("vocab") or model.get("byte_fallback") or \
             any(token.get("normalized") for token in pipeline.get("added_tokens", [])) or \
             (post is not None and post.get("type") != "TemplateProcessing"):
         return None
-    pieces, scores = zip(*model["vocab"]) if model["vocab"] else ((), ())
+    pieces, scores = zip(*model["vocab"])
     model["vocab"] = []
     # the scores as raw float64 (exactly the values parsed from tokenizer.json): read back far faster than JSON numbers
     return {"pipeline": pipeline, "pieces": list(pieces),

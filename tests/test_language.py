@@ -76,13 +76,13 @@ def lingua_calls(monkeypatch):
     import rag.language as language
 
     calls: list[str] = []
-    original = language._lingua_language
+    original = language.lingua_language
 
     def recording(sample: str) -> str:
         calls.append(sample)
         return original(sample)
 
-    monkeypatch.setattr(language, "_lingua_language", recording)
+    monkeypatch.setattr(language, "lingua_language", recording)
     detect_language.cache_clear()
     yield calls
     detect_language.cache_clear()

@@ -10,7 +10,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from rag.corpus import load_corpus
-from rag.embeddings import ONNX_PIECES, ONNX_TOKENIZER, EncoderSpec, _FullTokenizer, _question_tokenizer
+from rag.embeddings import ONNX_PIECES, ONNX_TOKENIZER, EncoderSpec, WholeTokenizer, question_tokenizer
 from rag.unigram_tokenizer import UnigramForWords, pieces_document
 
 from .conftest import ROOT, SEED_CORPUS
@@ -45,7 +45,7 @@ def eval_questions() -> list[str]:
 
 
 def test_the_cut_tokenizer_gives_the_ids_of_the_whole_one(export, spec):
-    cut, whole = _question_tokenizer(export, spec), _FullTokenizer(export, spec)
+    cut, whole = question_tokenizer(export, spec), WholeTokenizer(export, spec)
     assert isinstance(cut, UnigramForWords)
     articles, _ = load_corpus(SEED_CORPUS)
     lines = [line for article in articles for line in f"{article.title}\n{article.text}".splitlines() if line.strip()]
@@ -62,14 +62,14 @@ def test_the_cut_tokenizer_gives_the_ids_of_the_whole_one(export, spec):
 
 def test_the_pieces_file_is_made_once_and_again_when_the_tokenizer_changes(export, spec):
     (export / ONNX_PIECES).unlink(missing_ok=True)
-    _question_tokenizer(export, spec)
+    question_tokenizer(export, spec)
     made = (export / ONNX_PIECES).stat().st_mtime_ns
-    _question_tokenizer(export, spec)
+    question_tokenizer(export, spec)
     assert (export / ONNX_PIECES).stat().st_mtime_ns == made
     tokenizer = export / ONNX_TOKENIZER
     os.utime(tokenizer, ns=(tokenizer.stat().st_atime_ns, tokenizer.stat().st_mtime_ns + 10**9))  # a new export
     (export / ONNX_PIECES).write_text("{not json", encoding="utf-8")
-    assert isinstance(_question_tokenizer(export, spec), UnigramForWords)
+    assert isinstance(question_tokenizer(export, spec), UnigramForWords)
     assert (export / ONNX_PIECES).stat().st_mtime_ns != made
     assert not list(export.glob("*.partial"))
 
@@ -81,7 +81,7 @@ def test_a_tokenizer_that_cannot_be_cut_is_loaded_whole(tmp_path):
     assert pieces_document((tmp_path / ONNX_TOKENIZER).read_text(encoding="utf-8")) is None
     spec = EncoderSpec(dim=4, max_length=8, pad_id=1, pad_token="[PAD]", padding_side="right",
                        truncation_side="right", prompts={})
-    tokenizer = _question_tokenizer(tmp_path, spec)
-    assert isinstance(tokenizer, _FullTokenizer)
+    tokenizer = question_tokenizer(tmp_path, spec)
+    assert isinstance(tokenizer, WholeTokenizer)
     ids, mask = tokenizer.encode_batch(["hello world", "world"])
     assert ids.tolist() == [[2, 3], [3, 1]] and mask.tolist() == [[1, 1], [1, 0]]
