@@ -1,7 +1,7 @@
 """Retrieval quality on the external benchmark (XQuAD vi/en→vi, FacQA id), per question group.
 
     python -m bench external [--quick] [--rebuild] [--vary SETTING VALUE ...] [--chunk-tokens N]
-                             [--postgres] [--rankings FILE]
+                             [--postgres] [--rankings FILE] [--unaccented]
 
 Indexes ``passages.jsonl`` with the project's own pipeline, asks every question
 through the same search the CLI uses, and prints recall@1/5/20 per group.
@@ -10,7 +10,8 @@ through the same search the CLI uses, and prints recall@1/5/20 per group.
 ``rerank_candidates``, ``candidates``, ``name_weight``, ``name_candidates``, ``max_per_article``) on the same index, e.g. ``--vary sentence_weight 0 1``.
 ``--postgres`` indexes into a private PostgreSQL (``pgserver``, under the work folder) instead of the
 embedded store; ``--rankings FILE`` saves each question's top 20 articles, so two runs can be compared
-question by question.
+question by question.  ``--unaccented`` asks the Vietnamese questions without their diacritics, as people
+often type them (the other groups are left out).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from rag.assistant import Assistant
 from rag.config import Settings
 from rag.evaluation import load_questions, ranked_articles, recall_at
+from rag.language import strip_diacritics
 
 from .common import SHARED_BENCH, WORK, bench_settings, machine, table
 
@@ -36,12 +39,14 @@ VARIABLE = ("lexical_weight", "language_calibration", "same_language_calibration
 
 
 def run(quick: bool = False, rebuild: bool = False, vary: tuple[str, list[str]] | None = None,
-        rankings: Path | None = None, **overrides) -> None:
+        rankings: Path | None = None, unaccented: bool = False, **overrides) -> None:
     """Score each value of the varied setting (default: the configured settings) on the same index."""
     assistant = Assistant(bench_settings("external", SHARED_BENCH / "passages.jsonl", **overrides))
     ranked_by_question: dict[str, list[str]] = {}
     print(assistant.index(rebuild=rebuild).summary())
     questions = load_questions(SHARED_BENCH / "questions.jsonl")
+    if unaccented:
+        questions = [replace(q, question=strip_diacritics(q.question)) for q in questions if q.lang == "vi"]
     if quick:
         questions = questions[::6]
     name, values = vary or ("lexical_weight", [assistant.settings.lexical_weight])
@@ -73,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-tokens", type=int, help="override the chunk size (rebuilds the bench index)")
     parser.add_argument("--postgres", action="store_true", help="index into a private PostgreSQL (pgserver)")
     parser.add_argument("--rankings", type=Path, help="save each question's ranked articles (JSON) here")
+    parser.add_argument("--unaccented", action="store_true", help="only the Vietnamese questions, without diacritics")
     args = parser.parse_args(argv)
     if args.vary and (args.vary[0] not in VARIABLE or len(args.vary) < 2):
         parser.error(f"--vary takes one of {', '.join(VARIABLE)} and at least one value")
@@ -81,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     with ExitStack() as stack:
         if args.postgres:
             overrides["index"] = stack.enter_context(private_database(WORK / "external" / "pgdata", "external"))
-        run(quick=args.quick, rebuild=args.rebuild, vary=vary, rankings=args.rankings, **overrides)
+        run(quick=args.quick, rebuild=args.rebuild, vary=vary, rankings=args.rankings, unaccented=args.unaccented,
+            **overrides)
 
 
 @contextmanager

@@ -5,7 +5,9 @@ articles do not carry over, so this measures ``rag.language.detect_language``
 on data it was not tuned on: the news corpus (kompas.com and detik.com are
 Indonesian, majoriti.com.my Malay), the Indonesian questions of the eval set
 and of the external benchmark (short texts, where the two are hardest to tell
-apart), and the seed articles as the parser reads them.
+apart), and the seed articles as the parser reads them.  Also every question set's Vietnamese questions
+stripped of their diacritics, as people often type them, and its English and Indonesian questions, which
+must not be taken for them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from rag.corpus import load_corpus
-from rag.language import detect_language
+from rag.language import detect_language, strip_diacritics
 
 from .common import ROOT, SHARED_BENCH, table
 
@@ -39,9 +41,9 @@ def news_articles(per_language: int) -> list[tuple[str, str]]:
     return articles
 
 
-def indonesian_questions(path: Path) -> list[str]:
+def questions_in(path: Path, lang: str) -> list[str]:
     with path.open(encoding="utf-8") as lines:
-        return [q["question"] for q in map(json.loads, lines) if q["lang"] == "id"]
+        return [q["question"] for q in map(json.loads, lines) if q["lang"] == lang]
 
 
 def accuracy(samples: list[tuple[str, str]]) -> tuple[float, Counter]:
@@ -63,10 +65,16 @@ def main(argv: list[str] | None = None) -> None:
     elapsed = time.process_time() - started
     share, _ = accuracy(articles)
     rows.append(["news articles (id + ms)", len(articles), share, f"{1000 * elapsed / len(articles):.1f} ms CPU/article"])
-    for name, path in (("eval questions (id)", ROOT / "eval" / "questions.jsonl"),
-                       ("xquad-facqa questions (id)", SHARED_BENCH / "questions.jsonl")):
-        share, confusion = accuracy([(q, "id") for q in indonesian_questions(path)])
+    question_sets = (ROOT / "eval" / "questions.jsonl", ROOT / "eval" / "questions-news.jsonl", SHARED_BENCH / "questions.jsonl")
+    for name, path in (("eval questions (id)", question_sets[0]), ("xquad-facqa questions (id)", question_sets[2])):
+        share, confusion = accuracy([(q, "id") for q in questions_in(path, "id")])
         rows.append([name, sum(confusion.values()), share, dict(Counter(got for (_, got) in confusion.elements()))])
+    for lang, typed in (("vi", strip_diacritics), ("en", str), ("id", str)):
+        samples = [(typed(q), lang) for path in question_sets for q in questions_in(path, lang)]
+        share, confusion = accuracy(samples)
+        label = "without diacritics" if lang == "vi" else "as written"
+        rows.append([f"all question sets ({lang}, {label})", len(samples), share,
+                     dict(Counter(got for (_, got) in confusion.elements()))])
     seed, _ = load_corpus(ROOT / "corpus")
     rows.append(["seed articles", len(seed), "", {a.doc_id: a.lang for a in seed}])
     print(table(["data", "n", "accuracy", "detail"], rows))

@@ -45,7 +45,7 @@ NEWS = ROOT.parent / "shared" / "bench" / "news" / "articles.jsonl"
 COMMANDS = {
     "index": ["index"],
     "search": ["search", "Who is the mayor of Daejeon?"],
-    # written with Vietnamese-only letters: decided without lingua's models (rag.language._written_in_vietnamese)
+    # written with Vietnamese-only letters: decided without lingua's models (rag.language.written_in_vietnamese)
     "search (vi)": ["search", "Ai là thị trưởng thành phố Daejeon?"],
     "ask --no-llm": ["ask", "Who is the mayor of Daejeon?", "--no-llm"],
 }

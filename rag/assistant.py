@@ -191,8 +191,9 @@ class Assistant:
         standalone = self._standalone(question, history, use_llm)
         timings["rewrite"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        query = self.embedder.embed_query(standalone)
-        hits = self.retriever(snapshot).search_embedded(standalone, query, self.settings.top_k, filters)
+        retriever = self.retriever(snapshot)
+        query = retriever.embed(standalone)
+        hits = retriever.search_embedded(standalone, query, self.settings.top_k, filters)
         timings["retrieve"] = time.perf_counter() - clock
         asked = Asked(question, standalone, lang, tuple(hits), timings)
 

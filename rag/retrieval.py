@@ -29,7 +29,8 @@ import numpy as np
 from .config import Settings
 from .embeddings import Embedder
 from .filters import SearchFilters
-from .language import detect_language, lexical_tokens, name_tokens
+from .diacritics import restore_vietnamese
+from .language import detect_language, lexical_tokens, name_tokens, unaccented_vietnamese
 from .names import name_keys
 from .store import Passage
 from .threads import faiss_threads
@@ -311,7 +312,21 @@ class Retriever:
 
     def search(self, question: str, k: int = 5, filters: SearchFilters | None = None) -> list[Hit]:
         """The ``k`` best passages among the articles passing ``filters`` (all when None)."""
-        return self.search_embedded(question, self.embedder.embed_query(question), k, filters)
+        return self.search_embedded(question, self.embed(question), k, filters)
+
+    def embed(self, question: str) -> np.ndarray:
+        """The vector ``question`` is searched by.
+
+        Vietnamese typed without diacritics is searched by the mean of its own
+        vector and that of the question with its diacritics restored
+        (:mod:`rag.diacritics`): the model places neither where the written
+        question would be, and their mean comes closest.
+        """
+        query = self.embedder.embed_query(question)
+        if not unaccented_vietnamese(question):
+            return query
+        both = query + self.embedder.embed_query(restore_vietnamese(question))
+        return (both / np.linalg.norm(both)).astype(np.float32)
 
     def search_embedded(self, question: str, query: np.ndarray, k: int = 5,
                         filters: SearchFilters | None = None) -> list[Hit]:

@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from rag.language import detect_language, name_phrases, name_tokens
+from rag.language import (
+    detect_language,
+    name_phrases,
+    name_tokens,
+    strip_diacritics,
+    unaccented_vietnamese,
+    written_in_vietnamese,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +48,42 @@ def test_a_short_malay_question_is_taken_as_indonesian():
     # Users ask in Indonesian, not Malay: a window counts as Malay only when lingua is sure, and on one short
     # sentence it never is.  Answering a Malay question in Indonesian is the cheaper mistake.
     assert detect_language("Bilakah Hai Phong menandatangani perjanjian kerjasama dengan Incheon?") == "id"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Thành phố Hồ Chí Minh đã ký thỏa thuận hợp tác với bao nhiêu tỉnh?",
+        "Ai là người đứng đầu đoàn công tác của tỉnh Thanh Hóa?",
+        "Khu công nghệ cao Hòa Lạc rộng bao nhiêu héc ta?",
+        "tphcm dang hop tac voi nhung dia phuong nao trong nuoc va nuoc ngoai?",
+    ],
+)
+def test_vietnamese_typed_without_diacritics_is_vietnamese(question):
+    # lingua knows only written Vietnamese: it took such questions for Tagalog, French or English
+    typed = strip_diacritics(question)
+    assert typed.isascii() and unaccented_vietnamese(typed)
+    assert detect_language(typed) == "vi"
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [  # plain ASCII too, and made of words that are Vietnamese syllables as well ("do", "not", "go", "the")
+        ("do not go", "en"),
+        ("the cat sat on the mat", "en"),
+        ("Who is the mayor of Seongnam?", "en"),
+        ("Siapa Wali Kota Daejeon?", "id"),
+        ("Berapa luas Taman Teknologi Tinggi Hoa Lac?", "id"),
+        ("Bilakah Hai Phong menandatangani perjanjian kerjasama dengan Incheon?", "id"),
+    ],
+)
+def test_other_plain_ascii_text_is_not_taken_for_unaccented_vietnamese(text, lang):
+    assert not unaccented_vietnamese(text)
+    assert detect_language(text) == lang
+
+
+def test_diacritics_are_stripped_with_the_case_kept():
+    assert strip_diacritics("Đà Nẵng và Hà Nội") == "Da Nang va Ha Noi"
 
 
 SEED_MALAY = ROOT / "corpus" / "002_c12aae596eddc73b.txt"
@@ -108,7 +151,6 @@ def test_vietnamese_written_with_its_own_letters_is_decided_without_lingua(quest
 @pytest.mark.parametrize(
     ("text", "lang"),
     [
-        ("Thanh Hoa va Seongnam hop tac trong nhung linh vuc nao?", "vi"),  # unaccented Vietnamese
         ("Who is the mayor of Seongnam?", "en"),  # short English
         ("The chairman, Đỗ Minh Tuấn, signed the agreement with the mayor of Seongnam.", "en"),  # a Vietnamese name
         ("Jared Allen có bao nhiêu lần vật ngã trong sự nghiệp?", "vi"),  # too few Vietnamese-only letters to decide
@@ -119,3 +161,10 @@ def test_vietnamese_written_with_its_own_letters_is_decided_without_lingua(quest
 def test_everything_else_goes_through_lingua(text, lang, lingua_calls):
     assert detect_language(text) == lang
     assert lingua_calls == [text]
+
+
+def test_unaccented_vietnamese_is_left_to_its_own_test(lingua_calls):
+    """Typed without diacritics it has no Vietnamese-only letter: the syllable test decides it, as before."""
+    typed = "Thanh Hoa va Seongnam hop tac trong nhung linh vuc nao?"
+    assert not written_in_vietnamese(typed) and unaccented_vietnamese(typed)
+    assert detect_language(typed) == "vi" and lingua_calls == []

@@ -331,3 +331,24 @@ def test_a_language_margin_keeps_out_chunks_far_below_the_best(seed_assistant):
     assert all(score >= best - 0.02 for _, score in pooled)
     unlimited = _retriever(seed_assistant, candidates=1, language_candidates=5, language_margin=0)._dense_candidates(query, 1, None)
     assert len(unlimited) > len(pooled)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Thành phố Hồ Chí Minh đã ký thỏa thuận hợp tác với bao nhiêu tỉnh phía Bắc?",
+        "Đoàn đại biểu thành phố Daejeon đến thăm tỉnh nào của Việt Nam?",
+        "Thủ tướng Phạm Minh Chính đề xuất bao nhiêu định hướng lớn tại diễn đàn?",
+    ],
+)
+def test_a_question_typed_without_diacritics_is_searched_closer_to_its_written_form(seed_assistant, question):
+    """The model reads "thanh pho ho chi minh" as another language; restoring the marks brings it back."""
+    from rag.language import strip_diacritics
+
+    embedder = seed_assistant.embedder
+    written = embedder.embed_query(question)
+    typed = strip_diacritics(question)
+    searched = seed_assistant.retriever().embed(typed)
+    assert float(searched @ written) > float(embedder.embed_query(typed) @ written)
+    assert abs(float(np.linalg.norm(searched)) - 1.0) < 1e-5
+    assert np.array_equal(seed_assistant.retriever().embed(question), written)  # written Vietnamese is left alone
