@@ -1,4 +1,4 @@
-"""The start-up shortcuts give the answers of the slow paths: ``python -m bench parity [--news N]``.
+"""The start-up shortcuts give the answers of the slow paths: ``python -m bench parity [--news N] [--language-only]``.
 
 Two shortcuts of a cold ``rag search``/``rag ask`` (bench/README.md §12) are
 checked on real text, and every disagreement is printed:
