@@ -62,7 +62,7 @@ def detected_before(text: str) -> str:
 
 
 def _tokens(tokenizer, text: str) -> tuple:
-    """Ids and mask of the text as a question, and of each of its lines as a passage sentence (as the encoder embeds)."""
+    """Ids and mask of the text as a question and of each of its lines as a passage sentence, in one batch."""
     batch = ["query: " + text.strip()] + ["passage: " + line.strip() for line in text.splitlines() if line.strip()]
     ids, mask = tokenizer.encode_batch(batch)
     return ids.tobytes(), mask.tobytes()

@@ -296,7 +296,7 @@ def _inference_mode():
 ONNX_GRAPH = "encoder.onnx"  # the graph; its weights are in ONNX_GRAPH + ".data", which ONNX Runtime memory-maps
 LEGACY_GRAPH = "model.onnx"  # the graph with its weights inside, as exported before 2026-12-02
 ONNX_TOKENIZER = "tokenizer.json"  # the Rust tokenizer transformers runs for the model, as it runs it
-ONNX_PIECES = "tokenizer-pieces.json"  # the tokenizer's vocabulary on its own (rag.unigram_tokenizer), made on first use
+ONNX_PIECES = "tokenizer-pieces.json"  # the tokenizer's pieces on their own (rag.unigram_tokenizer), made on first use
 ONNX_SPEC = "encoder.json"  # an EncoderSpec, written last: its presence means the folder is complete
 
 
@@ -376,7 +376,7 @@ class OnnxEncoder:
 
 
 class WholeTokenizer:
-    """The export's ``tokenizer.json`` as ``tokenizers`` loads it, for a tokenizer :mod:`rag.unigram_tokenizer` cannot cut."""
+    """The export's ``tokenizer.json`` as ``tokenizers`` loads it: for one :mod:`rag.unigram_tokenizer` cannot cut."""
 
     def __init__(self, folder: Path, spec: EncoderSpec):
         from tokenizers import Tokenizer

@@ -82,7 +82,7 @@ def lingua_language(sample: str) -> str:
 # uses; not â ê ô, nor à á é ó ã õ, which French, Spanish or Portuguese write too).  lingua decides by such letters
 # only when most words have them; otherwise it loads the n-gram models of every Latin-script language (about 1.5 s
 # of CPU, holding the GIL, in each process's first detection).  When VIETNAMESE_WORDS of the words have one, the
-# text is Vietnamese: lingua said so for every such text of the 4,477 questions, passages, articles and test
+# text is Vietnamese: lingua said so for every such text of the 4,506 questions, passages, articles and test
 # strings `python -m bench parity` compares (bench/README.md §12; the largest share among texts it called something
 # else was 0.31, a Vietnamese headline it took for Tagalog), and an English sentence naming "Đỗ Minh Tuấn" has 0.15.
 _VIETNAMESE_ONLY = frozenset("ăđĩũơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ"

@@ -11,11 +11,12 @@ text exactly as the full one does; its ids are mapped back to the full
 vocabulary's.  The same ``tokenizers`` library runs the normaliser,
 pre-tokeniser, Viterbi search, post-processing, truncation and padding, from
 the model's own ``tokenizer.json``; only the vocabulary is cut.  The pieces
-are kept in a JSON file of their own (:func:`pieces_document`), which loads in
-about 0.1 s.
+are kept in a JSON file of their own (:func:`pieces_document`): read, with
+their lookup table built, in 0.15 s of CPU instead of 0.74-0.88 s.
 
-tests/test_unigram_tokenizer.py compares the ids with the full tokenizer's
-over the seed corpus, the eval questions and news articles.
+tests/test_unigram_tokenizer.py compares the ids with the whole tokenizer's
+over the seed corpus, the eval questions and awkward inputs; ``python -m bench
+parity`` over the external benchmark and 1,000 news articles too.
 """
 
 from __future__ import annotations
