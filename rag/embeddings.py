@@ -157,11 +157,12 @@ class Embedder:
 
         The export takes about a minute on two cores and writes ~470 MB once;
         ``rag index`` and the UI's start-up pay it instead of the first user.
-        Loading it costs about 1.5 s of CPU (most of it the tokenizer's 250k
-        pieces); ONNX Runtime builds its session without holding the GIL, so
-        that part overlaps with what the first question does before it needs a
-        vector (language detection, opening the index).  A command that will
-        ask nothing passes ``load=False``.
+        Loading it costs about 0.6 s of CPU (the tokenizer is cut to each
+        batch's words, :mod:`rag.unigram_tokenizer`, instead of building its
+        250k pieces for 0.6-1.2 s); ONNX Runtime builds its session without
+        holding the GIL, so that part overlaps with what the first question
+        does before it needs a vector (language detection, opening the index).
+        A command that will ask nothing passes ``load=False``.
         """
         if self.query_backend != "onnx":
             return
@@ -295,6 +296,7 @@ def _inference_mode():
 ONNX_GRAPH = "encoder.onnx"  # the graph; its weights are in ONNX_GRAPH + ".data", which ONNX Runtime memory-maps
 LEGACY_GRAPH = "model.onnx"  # the graph with its weights inside, as exported before 2026-12-02
 ONNX_TOKENIZER = "tokenizer.json"  # the Rust tokenizer transformers runs for the model, as it runs it
+ONNX_PIECES = "tokenizer-pieces.json"  # the tokenizer's pieces on their own (rag.unigram_tokenizer), made on first use
 ONNX_SPEC = "encoder.json"  # an EncoderSpec, written last: its presence means the folder is complete
 
 
@@ -345,16 +347,12 @@ class OnnxEncoder:
     def __init__(self, folder: Path, threads: int, graph: Path | None = None):
         """``graph`` replaces the export's own (bench/throughput.py runs a quantised copy)."""
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         spec = EncoderSpec.load(folder)
         if spec is None:
             raise ModelError(f"{folder} holds no complete ONNX export; delete it to have it made again")
         self.spec = spec
-        self.tokenizer = Tokenizer.from_file(str(folder / ONNX_TOKENIZER))
-        # as transformers configures it for a padded, truncated batch
-        self.tokenizer.enable_truncation(spec.max_length, strategy="longest_first", direction=spec.truncation_side)
-        self.tokenizer.enable_padding(direction=spec.padding_side, pad_id=spec.pad_id, pad_token=spec.pad_token)
+        self.tokenizer = question_tokenizer(folder, spec)
         options = ort.SessionOptions()
         options.intra_op_num_threads = resolve_threads(threads)
         options.inter_op_num_threads = 1
@@ -363,9 +361,7 @@ class OnnxEncoder:
 
     def tokenize(self, texts: list[str], prompt: str | None) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and attention mask of ``prompt + text`` for each text, padded to the longest."""
-        encodings = self.tokenizer.encode_batch([(prompt or "") + text for text in texts])
-        return (np.array([e.ids for e in encodings], dtype=np.int64),
-                np.array([e.attention_mask for e in encodings], dtype=np.int64))
+        return self.tokenizer.encode_batch([(prompt or "") + text for text in texts])
 
     def encode(self, texts: list[str], prompt: str | None, batch_size: int) -> np.ndarray:
         order = np.argsort([-len(text) for text in texts], kind="stable")  # batch by length, as encode() does
@@ -377,6 +373,57 @@ class OnnxEncoder:
             pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
             vectors[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
         return vectors
+
+
+class WholeTokenizer:
+    """The export's ``tokenizer.json`` as ``tokenizers`` loads it: for one :mod:`rag.unigram_tokenizer` cannot cut."""
+
+    def __init__(self, folder: Path, spec: EncoderSpec):
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(folder / ONNX_TOKENIZER))
+        # as transformers configures it for a padded, truncated batch
+        self.tokenizer.enable_truncation(spec.max_length, strategy="longest_first", direction=spec.truncation_side)
+        self.tokenizer.enable_padding(direction=spec.padding_side, pad_id=spec.pad_id, pad_token=spec.pad_token)
+
+    def encode_batch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        encodings = self.tokenizer.encode_batch(texts)
+        return (np.array([e.ids for e in encodings], dtype=np.int64),
+                np.array([e.attention_mask for e in encodings], dtype=np.int64))
+
+
+def question_tokenizer(folder: Path, spec: EncoderSpec):
+    """The export's tokenizer, cut to each batch's words when it can be (:mod:`rag.unigram_tokenizer`: the same ids,
+    without building a 250k-piece model in every process), else loaded whole."""
+    from .unigram_tokenizer import UnigramForWords
+
+    document = _pieces_document(folder)
+    if document is None:
+        return WholeTokenizer(folder, spec)
+    return UnigramForWords(document, max_length=spec.max_length, truncation_side=spec.truncation_side,
+                           padding_side=spec.padding_side, pad_id=spec.pad_id, pad_token=spec.pad_token)
+
+
+def _pieces_document(folder: Path) -> dict | None:
+    """The pieces of the export's tokenizer, read from ONNX_PIECES, which is (re)made from ``tokenizer.json`` when
+    it is missing or was made from another; None for a tokenizer that cannot be cut."""
+    from .unigram_tokenizer import pieces_document
+
+    source = (folder / ONNX_TOKENIZER).stat()
+    made_from = [source.st_size, source.st_mtime_ns]
+    try:
+        saved = json.loads((folder / ONNX_PIECES).read_text(encoding="utf-8"))
+        if saved.get("made_from") == made_from:
+            return saved["document"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    document = pieces_document((folder / ONNX_TOKENIZER).read_text(encoding="utf-8"))
+    try:
+        _write_replacing(folder / ONNX_PIECES, json.dumps({"made_from": made_from, "document": document},
+                                                          ensure_ascii=False))
+    except OSError:  # a read-only cache: cut it again next time
+        pass
+    return document
 
 
 def export_onnx(model, folder: Path) -> Path:

@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from rag.language import detect_language, name_phrases, name_tokens, strip_diacritics, unaccented_vietnamese
+from rag.language import (
+    detect_language,
+    name_phrases,
+    name_tokens,
+    strip_diacritics,
+    unaccented_vietnamese,
+    written_in_vietnamese,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,3 +111,60 @@ def test_indonesian_and_malay_news_articles_are_told_apart():
     for lang, texts in taken.items():
         right = sum(detect_language(text) == lang for text in texts)
         assert right >= 0.95 * len(texts), (lang, right)
+
+
+@pytest.fixture()
+def lingua_calls(monkeypatch):
+    """The texts detect_language hands to lingua (the path every language but clear Vietnamese takes)."""
+    import rag.language as language
+
+    calls: list[str] = []
+    original = language.lingua_language
+
+    def recording(sample: str) -> str:
+        calls.append(sample)
+        return original(sample)
+
+    monkeypatch.setattr(language, "lingua_language", recording)
+    detect_language.cache_clear()
+    yield calls
+    detect_language.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Ai là người ký thỏa thuận hợp tác hữu nghị với Seongnam thay mặt tỉnh Thanh Hóa?",
+        "Tỷ lệ che phủ rừng của tỉnh Bắc Kạn là bao nhiêu?",
+        "Ai thua đội Broncos ở vòng bảng?",
+    ],
+)
+def test_vietnamese_written_with_its_own_letters_is_decided_without_lingua(question, lingua_calls):
+    """Most of these made lingua load every Latin-script model (1.5 s of a cold process); its answer is the same."""
+    import rag.language as language
+
+    assert detect_language(question) == "vi"
+    assert lingua_calls == []
+    assert language._detector().detect_language_of(question).iso_code_639_1.name.lower() == "vi"
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Who is the mayor of Seongnam?", "en"),  # short English
+        ("The chairman, Đỗ Minh Tuấn, signed the agreement with the mayor of Seongnam.", "en"),  # a Vietnamese name
+        ("Jared Allen có bao nhiêu lần vật ngã trong sự nghiệp?", "vi"),  # too few Vietnamese-only letters to decide
+        ("Kapan Hai Phong menandatangani perjanjian kerja sama dengan Incheon?", "id"),
+        ("Pihak Yamanashi sangat menghargai kadar pertumbuhan perindustrian Thanh Hoa.", "id"),  # short Malay
+    ],
+)
+def test_everything_else_goes_through_lingua(text, lang, lingua_calls):
+    assert detect_language(text) == lang
+    assert lingua_calls == [text]
+
+
+def test_unaccented_vietnamese_is_left_to_its_own_test(lingua_calls):
+    """Typed without diacritics it has no Vietnamese-only letter: the syllable test decides it, as before."""
+    typed = "Thanh Hoa va Seongnam hop tac trong nhung linh vuc nao?"
+    assert not written_in_vietnamese(typed) and unaccented_vietnamese(typed)
+    assert detect_language(typed) == "vi" and lingua_calls == []
