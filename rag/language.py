@@ -98,7 +98,7 @@ def written_in_vietnamese(sample: str) -> bool:
     return bool(words) and vietnamese >= VIETNAMESE_WORDS * len(words)
 
 
-# Vietnamese typed without its diacritics, as people often chat, is no language lingua knows: it took 144 of 344
+# Vietnamese typed without its diacritics, as people often chat, is no language lingua knows: it took 146 of 344
 # such questions for Tagalog, French, English...  Every Vietnamese word is one syllable of a closed shape (an
 # onset, an optional glide, a vowel nucleus, an optional final consonant), which Indonesian, Malay and English
 # words rarely are; short English made only of such words ("do not go") is told by its function words.
