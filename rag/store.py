@@ -797,6 +797,13 @@ class IndexWriter:
         """The vectors of :meth:`passages`, in the same order."""
         return self._all_vectors(self.manifest.generation)[1]
 
+    def changed(self, change: str) -> tuple[list[Passage], np.ndarray]:
+        """The passages this generation has ``"added"`` or ``"removed"``, and their vectors: what the statistics
+        kept with a generation are updated by."""
+        rows = self.db.execute(f"SELECT {PASSAGE_COLUMNS}, c.vector FROM {PASSAGE_JOIN} WHERE c.{change} = :g "
+                               "ORDER BY c.id", {"g": self.manifest.generation}).fetchall()
+        return [Passage(*row[:-1]) for row in rows], _as_vectors([row[-1] for row in rows], self.manifest.dim)
+
     def replace_derived_text(self, rows: Iterable[tuple[int, frozenset[str], list[str]]],
                              vocabularies: Iterable[tuple[str, ArticleVocabulary]]) -> None:
         """Replace the name keys and lexical tokens of every chunk with these (row id, keys, tokens), and every

@@ -20,12 +20,12 @@ import faiss
 import numpy as np
 
 from ..filters import SearchFilters
-from ..retrieval import LanguageCentroids, LexicalIndex
+from ..retrieval import LanguageCentroids, LanguageSums, LexicalIndex, add_to_sums, language_sums
 from ..store import (FLAT, IndexStore, IndexWriter, Manifest, live_fingerprints, live_generation, writer_lock)
 from .base import Ranking
 
 LEXICAL = "lexical"  # folder of the saved BM25 index in a generation
-CENTROIDS = "centroids.npz"  # the saved language centroids of a generation
+LANGUAGE_SUMS = "language_sums.npz"  # per language, the sum of a generation's vectors, its chunks and articles
 ADMITTED_CACHE = 8  # filters whose admitted rows a reader keeps
 
 
@@ -92,8 +92,8 @@ class EmbeddedStore(IndexStore):
         """The centroids saved with the generation; computed from its vectors for an index written before."""
         with self._derived_lock:
             if self._centroids is None:
-                if (self.generation / CENTROIDS).is_file():
-                    self._centroids = LanguageCentroids.load(self.generation / CENTROIDS)
+                if (self.generation / LANGUAGE_SUMS).is_file():
+                    self._centroids = LanguageCentroids.from_sums(load_language_sums(self.generation / LANGUAGE_SUMS))
                 else:
                     passages = self.all_passages()
                     self._centroids = LanguageCentroids(passages, self.vectors_for(p.row_id for p in passages))
@@ -111,8 +111,38 @@ class EmbeddedWriter(IndexWriter):
         """
         passages = self.passages()
         LexicalIndex.build(passages, self.lexical_tokens()).save(self.generation / LEXICAL)
-        LanguageCentroids(passages, self.vectors()).save(self.generation / CENTROIDS)
+        save_language_sums(self._language_sums(), self.generation / LANGUAGE_SUMS)
         return super().commit()
+
+    def _language_sums(self) -> LanguageSums:
+        """The live generation's sums with this one's added chunks counted in and removed ones out.
+
+        Counted from every vector only when there is nothing to start from (a first
+        build, or a live generation written before the sums were saved): summing all
+        vectors again took a read of the whole index per added article.
+        """
+        previous = self.previous[0] / LANGUAGE_SUMS if self.previous else None
+        if previous is None or not previous.is_file():
+            return language_sums(self.passages(), self.vectors())
+        sums = load_language_sums(previous)
+        for sign, change in ((1, "added"), (-1, "removed")):
+            for lang, (total, n, articles) in language_sums(*self.changed(change)).items():
+                add_to_sums(sums, lang, sign * total, sign * n, sign * articles)
+        return sums
+
+
+def save_language_sums(sums: LanguageSums, path: Path) -> None:
+    """Only the languages that still have chunks: a removed language is forgotten."""
+    live = {lang: s for lang, s in sums.items() if s[1] > 0}
+    with open(path, "wb") as handle:
+        np.savez(handle, **{f"sum-{lang}": np.asarray(total, dtype=np.float64) for lang, (total, _, _) in live.items()},
+                 **{f"counts-{lang}": np.array([n, a]) for lang, (_, n, a) in live.items()})
+
+
+def load_language_sums(path: Path) -> LanguageSums:
+    with np.load(path) as saved:
+        return {name[4:]: (saved[name], *(int(c) for c in saved[f"counts-{name[4:]}"]))
+                for name in saved.files if name.startswith("sum-")}
 
 
 class EmbeddedBackend:
@@ -143,4 +173,4 @@ class EmbeddedBackend:
 
     def derived_missing(self) -> bool:
         live = live_generation(self.folder)
-        return live is not None and not ((live / LEXICAL).is_dir() and (live / CENTROIDS).is_file())
+        return live is not None and not ((live / LEXICAL).is_dir() and (live / LANGUAGE_SUMS).is_file())
