@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .bm25 import LANGS, ROW_IDS, TermCounts
 from .config import Settings
 from .embeddings import Embedder
 from .filters import SearchFilters
@@ -66,6 +67,13 @@ class Hit:
         }
 
 
+def term_counts(passages: list[Passage], tokens: list[list[str]] | None = None) -> TermCounts:
+    """The term counts of ``passages``, tokenised here unless their stored ``tokens`` are given."""
+    if tokens is None:
+        tokens = [lexical_tokens(f"{p.title}\n{p.text}") for p in passages]
+    return TermCounts.of((p.row_id for p in passages), (p.lang for p in passages), tokens)
+
+
 class LexicalIndex:
     """BM25 over every chunk of one index generation, saved with it at write time.
 
@@ -89,25 +97,16 @@ class LexicalIndex:
     @classmethod
     def build(cls, passages: list[Passage], tokens: list[list[str]] | None = None) -> LexicalIndex:
         """Over ``passages``, with their lexical tokens when already computed (the index stores them)."""
-        if tokens is None:
-            tokens = [lexical_tokens(f"{p.title}\n{p.text}") for p in passages]
-        import bm25s
-
-        bm25 = bm25s.BM25()
-        bm25.index([t or [""] for t in tokens] or [[""]], show_progress=False)  # no passages: one empty document
-        return cls(np.array([p.row_id for p in passages], dtype=np.int64), np.array([p.lang for p in passages]), bm25)
-
-    def save(self, folder: Path) -> None:
-        self.bm25.save(str(folder), show_progress=False)
-        np.save(folder / "row_ids.npy", self.row_ids)
-        np.save(folder / "langs.npy", self.langs.astype(str))
+        counts = term_counts(passages, tokens)
+        return cls(counts.row_ids, counts.langs, counts.bm25())
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
+        """A folder :meth:`rag.bm25.TermCounts.save` wrote; the scores memory-mapped, not read."""
         import bm25s
 
         bm25 = bm25s.BM25.load(str(folder), mmap=True, show_progress=False, verbosity=0)
-        return cls(np.load(folder / "row_ids.npy"), np.load(folder / "langs.npy"), bm25)
+        return cls(np.load(folder / ROW_IDS), np.load(folder / LANGS), bm25)
 
     def _scores(self, tokens) -> np.ndarray:
         known = [t for t in tokens if t in self.bm25.vocab_dict]

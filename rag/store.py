@@ -822,10 +822,12 @@ class IndexWriter:
         for doc_id, vocabulary in vocabularies:
             self._write_vocabulary(doc_id, added[doc_id], vocabulary)
 
-    def lexical_tokens(self) -> list[list[str]]:
-        """The stored lexical tokens of :meth:`passages`, in the same order."""
+    def lexical_tokens(self, change: str | None = None) -> list[list[str]]:
+        """The stored lexical tokens of :meth:`passages`, or of those :meth:`changed` by ``change``, in the same
+        order."""
+        where = visible("c") if change is None else f"c.{change} = :g"
         rows = self.db.execute(f"SELECT t.tokens FROM chunks c LEFT JOIN chunk_tokens t ON t.chunk_id = c.id "
-                               f"WHERE {visible('c')} ORDER BY c.id", {"g": self.manifest.generation})
+                               f"WHERE {where} ORDER BY c.id", {"g": self.manifest.generation})
         return [(tokens or "").split() for (tokens,) in rows]
 
     def commit(self) -> Manifest:
