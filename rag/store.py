@@ -759,16 +759,15 @@ class IndexWriter:
         )
         self._write_vocabulary(article.doc_id, g, vocabulary)
         vectors = np.asarray(vectors, dtype=np.float32)
-        self.db.executemany(
+        # each row's id as it is inserted: looking them up by (doc_id, added) afterwards made SQLite scan every
+        # chunk of the generation (it picks the generations index), so filling an index grew with its square
+        row_ids = [self.db.execute(
             "INSERT INTO chunks (doc_id, position, start, end, n_tokens, text, vector, sentence_spans, "
             "sentence_vectors, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, v.tobytes(), json.dumps(s.spans),
-              np.asarray(s.vectors, dtype=np.float16).tobytes(), g)
-             for c, v, s in zip(chunks, vectors, sentences, strict=True)],
-        )
-        rows = self.db.execute("SELECT id, position FROM chunks WHERE doc_id = ? AND added = ?", (article.doc_id, g))
-        by_position = dict((position, row_id) for row_id, position in rows)
-        self._write_derived_text((by_position[c.position], *d) for c, d in zip(chunks, derived, strict=True))
+            (c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, v.tobytes(), json.dumps(s.spans),
+             np.asarray(s.vectors, dtype=np.float16).tobytes(), g)).lastrowid
+            for c, v, s in zip(chunks, vectors, sentences, strict=True)]
+        self._write_derived_text((row_id, *d) for row_id, d in zip(row_ids, derived, strict=True))
 
     def _write_derived_text(self, rows: Iterable[tuple[int, frozenset[str], list[str]]]) -> None:
         for row_id, keys, tokens in rows:
