@@ -682,9 +682,9 @@ class IndexWriter:
     """
 
     def __init__(self, folder: Path, manifest: Manifest, *, ivf_threshold: int, start_empty: bool = False):
-        """The new generation's folder (:attr:`generation`) also takes the files derived from its rows
-        (the lexical index, the language centroids: see rag.indexing), so that readers load instead of
-        recomputing them."""
+        """The new generation's folder (:attr:`generation`) also takes the files derived from its rows (the
+        lexical index with its term counts, the language sums: see rag.stores.embedded), so that readers load
+        instead of recomputing them."""
         self.folder = Path(folder)
         self.manifest = manifest
         self.start_empty = start_empty
