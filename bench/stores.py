@@ -18,6 +18,7 @@ process; the machine is shared, so compare the backends' ratios.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,7 @@ def fill(location, n_chunks: int) -> tuple[float, np.ndarray]:
 
 
 def measure(name: str, location, n_chunks: int) -> dict:
+    load_before = os.getloadavg()[0]
     fill_seconds, vectors = fill(location, n_chunks)
     opens = []
     for _ in range(3):
@@ -126,35 +128,41 @@ def measure(name: str, location, n_chunks: int) -> dict:
         "backend": name, "chunks": n_chunks, "fill s": fill_seconds, "open s": median(opens),
         **{f"{stage} p50 ms": 1000 * float(np.percentile(t, 50)) for stage, t in timings.items()},
         **{f"{stage} p95 ms": 1000 * float(np.percentile(t, 95)) for stage, t in timings.items() if stage != "lexical search"},
-        "recall@10": float(np.mean(recall)), "add one article s": median(adds), "process MB": process_memory(location),
+        "recall@10": float(np.mean(recall)), "add one article s": median(adds), **process_memory(location),
+        "load": f"{load_before:.1f}–{os.getloadavg()[0]:.1f}",  # the 1-minute load average when the row began and ended
     }
 
 
 MEMORY_PROBE = """
 import sys, numpy as np
-def rss():
-    return int(next(l for l in open('/proc/self/status') if l.startswith('VmRSS')).split()[1]) / 1024
+def rss(pid='self'):
+    return int(next(l for l in open(f'/proc/{pid}/status') if l.startswith('VmRSS')).split()[1]) / 1024
 from rag.stores import open_store
 import rag.stores.embedded, rag.retrieval
 try:
-    import rag.stores.postgres
+    from rag.stores.postgres import PostgresStore
 except ImportError:
-    pass
+    PostgresStore = type(None)
 before = rss()
 store = open_store(sys.argv[1])
 for seed in range(20):
     q = np.random.default_rng(seed).standard_normal(store.manifest.dim).astype(np.float32)
     store.search(q / np.linalg.norm(q), 10)
     store.lexical_search('Find W1 W2', 50)
-print(rss() - before)
+pg = isinstance(store, PostgresStore)
+backend = rss(store.db.execute('SELECT pg_backend_pid()').fetchone()[0]) if pg else 0.0
+print(rss() - before, rss(), backend)
 """
 
 
-def process_memory(location) -> float:
-    """MB a fresh process holds for the open index and a few searches (beyond its imports)."""
+def process_memory(location) -> dict[str, float]:
+    """What a fresh server process holds after opening the index and a few searches: MB beyond its imports, its
+    whole resident set, and (PostgreSQL) the resident set of the database process serving its connection, which
+    counts the shared buffers it touched."""
     result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(location)], cwd=ROOT, capture_output=True,
                             text=True, check=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    return float(result.stdout.strip().splitlines()[-1])
+    added, total, backend = (float(x) for x in result.stdout.strip().splitlines()[-1].split())
+    return {"process MB": added, "process RSS MB": total, "db backend RSS MB": backend}
 
 
 def main(argv: list[str]) -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .bm25 import LANGS, ROW_IDS, TermCounts
 from .config import Settings
 from .embeddings import Embedder
 from .filters import SearchFilters
@@ -67,6 +68,13 @@ class Hit:
         }
 
 
+def term_counts(passages: list[Passage], tokens: list[list[str]] | None = None) -> TermCounts:
+    """The term counts of ``passages``, tokenised here unless their stored ``tokens`` are given."""
+    if tokens is None:
+        tokens = [lexical_tokens(f"{p.title}\n{p.text}") for p in passages]
+    return TermCounts.of((p.row_id for p in passages), (p.lang for p in passages), tokens)
+
+
 class LexicalIndex:
     """BM25 over every chunk of one index generation, saved with it at write time.
 
@@ -90,25 +98,16 @@ class LexicalIndex:
     @classmethod
     def build(cls, passages: list[Passage], tokens: list[list[str]] | None = None) -> LexicalIndex:
         """Over ``passages``, with their lexical tokens when already computed (the index stores them)."""
-        if tokens is None:
-            tokens = [lexical_tokens(f"{p.title}\n{p.text}") for p in passages]
-        import bm25s
-
-        bm25 = bm25s.BM25()
-        bm25.index([t or [""] for t in tokens] or [[""]], show_progress=False)  # no passages: one empty document
-        return cls(np.array([p.row_id for p in passages], dtype=np.int64), np.array([p.lang for p in passages]), bm25)
-
-    def save(self, folder: Path) -> None:
-        self.bm25.save(str(folder), show_progress=False)
-        np.save(folder / "row_ids.npy", self.row_ids)
-        np.save(folder / "langs.npy", self.langs.astype(str))
+        counts = term_counts(passages, tokens)
+        return cls(counts.row_ids, counts.langs, counts.bm25())
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
+        """A folder :meth:`rag.bm25.TermCounts.save` wrote; the scores memory-mapped, not read."""
         import bm25s
 
         bm25 = bm25s.BM25.load(str(folder), mmap=True, show_progress=False, verbosity=0)
-        return cls(np.load(folder / "row_ids.npy"), np.load(folder / "langs.npy"), bm25)
+        return cls(np.load(folder / ROW_IDS), np.load(folder / LANGS), bm25)
 
     def _scores(self, tokens) -> np.ndarray:
         known = [t for t in tokens if t in self.bm25.vocab_dict]
@@ -159,6 +158,30 @@ class RetrievalOptions:
                    settings.lexical_words_weight, settings.language_candidates, settings.language_margin)
 
 
+LanguageSums = dict[str, tuple[np.ndarray, int, int]]  # per language: (sum of its chunk vectors, chunks, articles)
+
+
+def language_sums(passages: list[Passage], vectors: np.ndarray) -> LanguageSums:
+    """What :class:`LanguageCentroids` follow from, counted over ``passages`` and their ``vectors``.
+
+    The sums are float64 so that a store adding and subtracting chunks' vectors
+    update after update (:func:`add_to_sums`) stays at what a clean count gives.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    langs = np.array([p.lang for p in passages])
+    sums: LanguageSums = {}
+    for lang in sorted(set(langs.tolist())):
+        mine = langs == lang
+        sums[lang] = (vectors[mine].sum(axis=0), int(mine.sum()), len({p.doc_id for p in passages if p.lang == lang}))
+    return sums
+
+
+def add_to_sums(sums: LanguageSums, lang: str, vector_sum, chunks: int, articles: int) -> None:
+    """Count chunks and articles into ``lang``'s sums (or out of them, with negative counts and sums), in place."""
+    total, n, a = sums.get(lang, (0.0, 0, 0))
+    sums[lang] = (total + vector_sum, n + chunks, a + articles)
+
+
 class LanguageCentroids:
     """How much each passage language pulls every question, whatever it asks.
 
@@ -185,51 +208,30 @@ class LanguageCentroids:
     PRIOR_ARTICLES = 20
 
     def __init__(self, passages: list[Passage], vectors: np.ndarray):
-        self.shifts, self.own = self._pulls(passages, np.asarray(vectors, dtype=np.float32))
+        self.shifts, self.own = self._pulls(language_sums(passages, vectors))
 
     @classmethod
-    def _pulls(cls, passages: list[Passage], vectors: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        langs = np.array([p.lang for p in passages])
-        overall = vectors.mean(axis=0) if len(vectors) else np.zeros(vectors.shape[1], dtype=np.float32)
-        shifts: dict[str, np.ndarray] = {}
-        own: dict[str, np.ndarray] = {}
-        for lang in set(langs.tolist()):
-            mine = langs == lang
-            if (~mine).any():
-                own[lang] = vectors[mine].mean(axis=0) - vectors[~mine].mean(axis=0)
-            articles = len({p.doc_id for p, m in zip(passages, mine) if m})
-            weight = articles / (articles + cls.PRIOR_ARTICLES)
-            shifts[lang] = weight * (vectors[mine].mean(axis=0) - overall)
-        return shifts, own
-
-    @classmethod
-    def from_sums(cls, sums: dict[str, tuple[np.ndarray, int, int]]) -> LanguageCentroids:
-        """From per language (sum of its chunk vectors, chunks, articles): what a database keeps up to date as
-        articles come and go, so that the centroids cost no read of a vector (rag.stores.postgres)."""
+    def from_sums(cls, sums: LanguageSums) -> LanguageCentroids:
+        """From the per-language sums a store keeps up to date as articles come and go (rag.stores), so that the
+        centroids cost no read of a vector."""
         centroids = cls.__new__(cls)
-        centroids.shifts, centroids.own = {}, {}
+        centroids.shifts, centroids.own = cls._pulls(sums)
+        return centroids
+
+    @classmethod
+    def _pulls(cls, sums: LanguageSums) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        sums = {lang: s for lang, s in sums.items() if s[1] > 0}  # a language whose last chunk was removed
         total = sum(s for s, _, _ in sums.values())
         chunks = sum(n for _, n, _ in sums.values())
+        shifts: dict[str, np.ndarray] = {}
+        own: dict[str, np.ndarray] = {}
         for lang, (own_sum, n, articles) in sums.items():
             mean = own_sum / n
             if chunks > n:
-                centroids.own[lang] = (mean - (total - own_sum) / (chunks - n)).astype(np.float32)
+                own[lang] = (mean - (total - own_sum) / (chunks - n)).astype(np.float32)
             weight = articles / (articles + cls.PRIOR_ARTICLES)
-            centroids.shifts[lang] = (weight * (mean - total / chunks)).astype(np.float32)
-        return centroids
-
-    def save(self, path: Path) -> None:
-        with open(path, "wb") as handle:
-            np.savez(handle, **{f"shift-{lang}": v for lang, v in self.shifts.items()},
-                     **{f"own-{lang}": v for lang, v in self.own.items()})
-
-    @classmethod
-    def load(cls, path: Path) -> LanguageCentroids:
-        centroids = cls.__new__(cls)
-        with np.load(path) as saved:
-            centroids.shifts = {name[6:]: saved[name] for name in saved.files if name.startswith("shift-")}
-            centroids.own = {name[4:]: saved[name] for name in saved.files if name.startswith("own-")}
-        return centroids
+            shifts[lang] = (weight * (mean - total / chunks)).astype(np.float32)
+        return shifts, own
 
     def offsets(self, query: np.ndarray, langs: list[str]) -> np.ndarray:
         pulls = {lang: float(shift @ query) for lang, shift in self.shifts.items()}

@@ -682,9 +682,9 @@ class IndexWriter:
     """
 
     def __init__(self, folder: Path, manifest: Manifest, *, ivf_threshold: int, start_empty: bool = False):
-        """The new generation's folder (:attr:`generation`) also takes the files derived from its rows
-        (the lexical index, the language centroids: see rag.indexing), so that readers load instead of
-        recomputing them."""
+        """The new generation's folder (:attr:`generation`) also takes the files derived from its rows (the
+        lexical index with its term counts, the language sums: see rag.stores.embedded), so that readers load
+        instead of recomputing them."""
         self.folder = Path(folder)
         self.manifest = manifest
         self.start_empty = start_empty
@@ -759,16 +759,15 @@ class IndexWriter:
         )
         self._write_vocabulary(article.doc_id, g, vocabulary)
         vectors = np.asarray(vectors, dtype=np.float32)
-        self.db.executemany(
+        # each row's id as it is inserted: looking them up by (doc_id, added) afterwards made SQLite scan every
+        # chunk of the generation (it picks the generations index), so filling an index grew with its square
+        row_ids = [self.db.execute(
             "INSERT INTO chunks (doc_id, position, start, end, n_tokens, text, vector, sentence_spans, "
             "sentence_vectors, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, v.tobytes(), json.dumps(s.spans),
-              np.asarray(s.vectors, dtype=np.float16).tobytes(), g)
-             for c, v, s in zip(chunks, vectors, sentences, strict=True)],
-        )
-        rows = self.db.execute("SELECT id, position FROM chunks WHERE doc_id = ? AND added = ?", (article.doc_id, g))
-        by_position = dict((position, row_id) for row_id, position in rows)
-        self._write_derived_text((by_position[c.position], *d) for c, d in zip(chunks, derived, strict=True))
+            (c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, v.tobytes(), json.dumps(s.spans),
+             np.asarray(s.vectors, dtype=np.float16).tobytes(), g)).lastrowid
+            for c, v, s in zip(chunks, vectors, sentences, strict=True)]
+        self._write_derived_text((row_id, *d) for row_id, d in zip(row_ids, derived, strict=True))
 
     def _write_derived_text(self, rows: Iterable[tuple[int, frozenset[str], list[str]]]) -> None:
         for row_id, keys, tokens in rows:
@@ -797,6 +796,13 @@ class IndexWriter:
         """The vectors of :meth:`passages`, in the same order."""
         return self._all_vectors(self.manifest.generation)[1]
 
+    def changed(self, change: str) -> tuple[list[Passage], np.ndarray]:
+        """The passages this generation has ``"added"`` or ``"removed"``, and their vectors: what the statistics
+        kept with a generation are updated by."""
+        rows = self.db.execute(f"SELECT {PASSAGE_COLUMNS}, c.vector FROM {PASSAGE_JOIN} WHERE c.{change} = :g "
+                               "ORDER BY c.id", {"g": self.manifest.generation}).fetchall()
+        return [Passage(*row[:-1]) for row in rows], _as_vectors([row[-1] for row in rows], self.manifest.dim)
+
     def replace_derived_text(self, rows: Iterable[tuple[int, frozenset[str], list[str]]],
                              vocabularies: Iterable[tuple[str, ArticleVocabulary]]) -> None:
         """Replace the name keys and lexical tokens of every chunk with these (row id, keys, tokens), and every
@@ -815,10 +821,12 @@ class IndexWriter:
         for doc_id, vocabulary in vocabularies:
             self._write_vocabulary(doc_id, added[doc_id], vocabulary)
 
-    def lexical_tokens(self) -> list[list[str]]:
-        """The stored lexical tokens of :meth:`passages`, in the same order."""
+    def lexical_tokens(self, change: str | None = None) -> list[list[str]]:
+        """The stored lexical tokens of :meth:`passages`, or of those :meth:`changed` by ``change``, in the same
+        order."""
+        where = visible("c") if change is None else f"c.{change} = :g"
         rows = self.db.execute(f"SELECT t.tokens FROM chunks c LEFT JOIN chunk_tokens t ON t.chunk_id = c.id "
-                               f"WHERE {visible('c')} ORDER BY c.id", {"g": self.manifest.generation})
+                               f"WHERE {where} ORDER BY c.id", {"g": self.manifest.generation})
         return [(tokens or "").split() for (tokens,) in rows]
 
     def commit(self) -> Manifest:

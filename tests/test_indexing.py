@@ -295,4 +295,4 @@ def test_a_new_names_version_recomputes_names_and_lexical_files_without_embeddin
     store = open_store(settings)
     assert store.manifest.names_version == "a-new-gazetteer"
     assert store.name_spread(["loc:jp:yamanashi"]) == {"loc:jp:yamanashi": 1}  # names are back
-    assert (store.generation / "lexical").is_dir() and (store.generation / "centroids.npz").is_file()
+    assert (store.generation / "lexical").is_dir() and (store.generation / "language_sums.npz").is_file()

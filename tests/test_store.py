@@ -203,6 +203,28 @@ def test_shrinking_far_below_the_threshold_returns_to_exact_search(corpus):
     check_contents(IndexStore.open(corpus.folder), corpus)
 
 
+def test_adding_an_article_does_not_read_the_others(corpus):
+    """Looking the new rows up by (doc_id, added) made SQLite scan every chunk of the generation: filling 100k
+    chunks grew with its square (bench/README.md §10).  Counted in SQLite's own steps, not time."""
+    steps = []
+
+    def counted(writer: IndexWriter, doc_id: str) -> int:
+        steps.clear()
+        writer.db.set_progress_handler(lambda: steps.append(1) and 0, 100)
+        add_synthetic(writer, doc_id, clustered(PER_ARTICLE, 1))
+        writer.db.set_progress_handler(None, 100)
+        return len(steps)
+
+    with IndexWriter(corpus.folder, MANIFEST_TEMPLATE, ivf_threshold=THRESHOLD) as writer:
+        for i in range(10):
+            add_synthetic(writer, f"small-{i}", clustered(PER_ARTICLE, i))
+        few = counted(writer, "after-10")
+        for i in range(400):
+            add_synthetic(writer, f"many-{i}", clustered(PER_ARTICLE, i))
+        many = counted(writer, "after-410")
+    assert many < 2 * few
+
+
 def test_a_failed_write_changes_nothing(corpus):
     first = corpus.write(add=100)
     before = live_generation(corpus.folder)

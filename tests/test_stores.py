@@ -267,6 +267,22 @@ class StoreConformance:
             assert stored.own_language_pull(query, lang) == pytest.approx(computed.own_language_pull(query, lang),
                                                                           abs=1e-5)
 
+    def test_the_statistics_updated_article_by_article_are_those_of_a_clean_build(self, location, sample):
+        """Adds, a change and removals (one taking a language's last article), each its own generation, against one
+        build of the final articles: the centroids and BM25 follow the updates, not only the first build."""
+        changed = synthetic("id-1", lang="id", date="2025-06-01", source="kompas.com", chunks=3, version=1,
+                            words="Seongnam")
+        added = [synthetic("vi-3", lang="vi", words="Seongnam Daejeon"), synthetic("th-1", lang="th")]
+        write(location, added)
+        write(location, [changed], remove=["id-1"])
+        write(location, remove=["ms-1", "vi-2"])
+        final = [item for item in sample if item.article.doc_id not in {"id-1", "ms-1", "vi-2"}] + [changed, *added]
+        updated = statistics(open_store(location))
+        write(location, final, start_empty=True)
+        clean = statistics(open_store(location))
+        assert set(updated["own"]) == {"vi", "id", "en", "th"}  # ms is gone
+        assert_same_statistics(updated, clean)
+
     # ------------------------------------------------------------ crashes and concurrency
 
     def test_a_writer_killed_mid_update_leaves_the_old_index(self, location, sample):
@@ -322,6 +338,29 @@ def _keys_of(store, row_id: int) -> set[str]:
     return set(derived_text(passage.title, passage.text)[0])
 
 
+def statistics(store) -> dict:
+    """What the corpus statistics give a few questions: per language its pull and own-language pull on a query, and
+    the lexical rankings by chunk id (row ids differ between builds) with their scores, fewer than k, so ties are
+    all in."""
+    query = unit(np.arange(DIM, dtype=np.float32) - DIM / 3)
+    langs = ["vi", "id", "ms", "en", "th"]
+    centroids = store.centroids()
+    chunk_id = {p.row_id: p.chunk_id for p in store.all_passages()}
+    lexical = [[sorted(((chunk_id[row], round(score, 5)) for row, score in ranking), key=lambda hit: (-hit[1], hit[0]))
+                for ranking in store.lexical_search(q, 10)]  # in ties, by chunk id
+               for q in ("Find Seongnam Wvi3", "Seongnam Daejeon version part", named("id-1", "en-1"))]
+    return {"offsets": dict(zip(langs, centroids.offsets(query, langs).tolist())),
+            "own": {lang: centroids.own_language_pull(query, lang) for lang in langs if lang in centroids.own},
+            "lexical": lexical}
+
+
+def assert_same_statistics(updated: dict, clean: dict) -> None:
+    assert set(updated["own"]) == set(clean["own"])
+    for key in ("offsets", "own"):
+        assert updated[key] == pytest.approx(clean[key], abs=1e-6)
+    assert updated["lexical"] == clean["lexical"]
+
+
 def start_writer(location, doc_id: str, *flags: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "tests.store_corpus", str(location), "add", doc_id, *flags],
@@ -332,6 +371,28 @@ class TestEmbeddedStore(StoreConformance):
     @pytest.fixture()
     def location(self, tmp_path):
         return tmp_path / "index"
+
+    def test_an_update_reads_only_the_changed_chunks(self, location, sample, monkeypatch):
+        """BM25 and the centroids from every chunk made adding one article to 100k chunks take seconds
+        (bench/README.md §10): an update counts its added and removed chunks only, and lands where a clean build
+        of the same articles does."""
+        from rag.stores.embedded import EmbeddedWriter
+
+        def whole_index(*args, **kwargs):
+            raise AssertionError("the update read every chunk")
+
+        tokens = EmbeddedWriter.lexical_tokens
+        monkeypatch.setattr(EmbeddedWriter, "passages", whole_index)
+        monkeypatch.setattr(EmbeddedWriter, "vectors", whole_index)
+        monkeypatch.setattr(EmbeddedWriter, "lexical_tokens",
+                            lambda self, change=None: tokens(self, change) if change else whole_index())
+        changed = synthetic("id-1", lang="id", chunks=3, version=1, words="Seongnam")
+        write(location, [synthetic("vi-3", lang="vi", words="Seongnam Daejeon"), changed], remove=["id-1", "ms-1"])
+        monkeypatch.undo()
+        updated = statistics(open_store(location))
+        final = [item for item in sample if item.article.doc_id not in {"id-1", "ms-1"}]
+        write(location, [*final, synthetic("vi-3", lang="vi", words="Seongnam Daejeon"), changed], start_empty=True)
+        assert_same_statistics(updated, statistics(open_store(location)))
 
 
 class TestPostgresStore(StoreConformance):

@@ -2,9 +2,11 @@
 
 The default, for one machine.  This module adapts :class:`rag.store.IndexStore`
 and :class:`rag.store.IndexWriter` to the :class:`rag.stores.base.Store`
-protocol, adding what belongs to the whole corpus: the BM25 statistics and the
-language centroids are computed when a generation is written and saved in it,
-so that opening the index reads them instead of every passage; and filters,
+protocol, adding what belongs to the whole corpus: the BM25 index with the term
+counts it is computed from (:class:`rag.bm25.TermCounts`) and the per-language
+vector sums the centroids follow from are saved in each generation, so that
+opening the index reads them instead of every passage, and the next generation
+updates them by the chunks it adds and removes instead of recounting; and filters,
 which narrow the FAISS search to the admitted rows (an ID selector) so a
 selective filter still returns ``k`` hits.
 """
@@ -20,12 +22,14 @@ import faiss
 import numpy as np
 
 from ..filters import SearchFilters
-from ..retrieval import LanguageCentroids, LexicalIndex
-from ..store import (FLAT, IndexStore, IndexWriter, Manifest, live_fingerprints, live_generation, writer_lock)
+from ..bm25 import TermCounts
+from ..retrieval import LanguageCentroids, LanguageSums, LexicalIndex, add_to_sums, language_sums, term_counts
+from ..store import (FLAT, IndexStore, IndexWriter, Manifest, Passage, live_fingerprints, live_generation,
+                     writer_lock)
 from .base import Ranking
 
 LEXICAL = "lexical"  # folder of the saved BM25 index in a generation
-CENTROIDS = "centroids.npz"  # the saved language centroids of a generation
+LANGUAGE_SUMS = "language_sums.npz"  # per language, the sum of a generation's vectors, its chunks and articles
 ADMITTED_CACHE = 8  # filters whose admitted rows a reader keeps
 
 
@@ -92,8 +96,8 @@ class EmbeddedStore(IndexStore):
         """The centroids saved with the generation; computed from its vectors for an index written before."""
         with self._derived_lock:
             if self._centroids is None:
-                if (self.generation / CENTROIDS).is_file():
-                    self._centroids = LanguageCentroids.load(self.generation / CENTROIDS)
+                if (self.generation / LANGUAGE_SUMS).is_file():
+                    self._centroids = LanguageCentroids.from_sums(load_language_sums(self.generation / LANGUAGE_SUMS))
                 else:
                     passages = self.all_passages()
                     self._centroids = LanguageCentroids(passages, self.vectors_for(p.row_id for p in passages))
@@ -103,16 +107,62 @@ class EmbeddedStore(IndexStore):
 class EmbeddedWriter(IndexWriter):
     """An :class:`IndexWriter` that saves the corpus statistics in the generation it publishes."""
 
+    text_replaced = False  # every chunk's lexical tokens were rewritten (a new names version): count them all
+
+    def replace_derived_text(self, rows, vocabularies) -> None:
+        super().replace_derived_text(rows, vocabularies)
+        self.text_replaced = True
+
     def commit(self) -> Manifest:
         """Save what readers would otherwise compute from every passage when they open the index.
 
         The BM25 statistics and the language centroids cover the whole corpus; built
         per process they made opening an index of thousands of articles read all of it.
+        Both are updated from the live generation's by the chunks this one added and
+        removed: rebuilt from every passage, they made adding one article to 100,000
+        chunks take seconds (bench/README.md §10).
         """
-        passages = self.passages()
-        LexicalIndex.build(passages, self.lexical_tokens()).save(self.generation / LEXICAL)
-        LanguageCentroids(passages, self.vectors()).save(self.generation / CENTROIDS)
+        previous = self.previous[0] if self.previous else None
+        added, removed = self.changed("added"), self.changed("removed")
+        self._term_counts(previous, added[0], removed[0]).save(self.generation / LEXICAL)
+        save_language_sums(self._language_sums(previous, added, removed), self.generation / LANGUAGE_SUMS)
         return super().commit()
+
+    def _term_counts(self, previous: Path | None, added: list[Passage], removed: list[Passage]) -> TermCounts:
+        """The live generation's counts without the removed chunks, with the added ones (only their tokens read);
+        counted from every chunk when the live generation has none or every chunk's tokens changed."""
+        if previous is None:  # a first build: every chunk is added
+            return term_counts(added, self.lexical_tokens("added"))
+        if self.text_replaced or not TermCounts.saved_in(previous / LEXICAL):
+            return term_counts(self.passages(), self.lexical_tokens())
+        return TermCounts.load(previous / LEXICAL).without(p.row_id for p in removed).plus(
+            (p.row_id for p in added), (p.lang for p in added), self.lexical_tokens("added"))
+
+    def _language_sums(self, previous: Path | None, added: tuple[list[Passage], np.ndarray],
+                       removed: tuple[list[Passage], np.ndarray]) -> LanguageSums:
+        """The live generation's sums with the added chunks counted in and the removed ones out; counted from
+        every vector when the live generation has none (written before the sums were kept)."""
+        if previous is not None and not (previous / LANGUAGE_SUMS).is_file():
+            return language_sums(self.passages(), self.vectors())
+        sums = load_language_sums(previous / LANGUAGE_SUMS) if previous is not None else {}
+        for sign, (passages, vectors) in ((1, added), (-1, removed)):
+            for lang, (total, n, articles) in language_sums(passages, vectors).items():
+                add_to_sums(sums, lang, sign * total, sign * n, sign * articles)
+        return sums
+
+
+def save_language_sums(sums: LanguageSums, path: Path) -> None:
+    """Only the languages that still have chunks: a removed language is forgotten."""
+    live = {lang: s for lang, s in sums.items() if s[1] > 0}
+    with open(path, "wb") as handle:
+        np.savez(handle, **{f"sum-{lang}": np.asarray(total, dtype=np.float64) for lang, (total, _, _) in live.items()},
+                 **{f"counts-{lang}": np.array([n, a]) for lang, (_, n, a) in live.items()})
+
+
+def load_language_sums(path: Path) -> LanguageSums:
+    with np.load(path) as saved:
+        return {name[4:]: (saved[name], *(int(c) for c in saved[f"counts-{name[4:]}"]))
+                for name in saved.files if name.startswith("sum-")}
 
 
 class EmbeddedBackend:
@@ -143,4 +193,4 @@ class EmbeddedBackend:
 
     def derived_missing(self) -> bool:
         live = live_generation(self.folder)
-        return live is not None and not ((live / LEXICAL).is_dir() and (live / CENTROIDS).is_file())
+        return live is not None and not ((live / LEXICAL).is_dir() and (live / LANGUAGE_SUMS).is_file())

@@ -45,7 +45,7 @@ from ..chunking import Chunk
 from ..corpus import Article
 from ..filters import SearchFilters, article_day, filter_sql
 from ..language import detect_language, lexical_tokens, name_tokens
-from ..retrieval import LanguageCentroids
+from ..retrieval import LanguageCentroids, LanguageSums, add_to_sums
 from ..names import ArticleVocabulary
 from ..store import (IndexCorrupt, IndexMissing, Manifest, Passage, SentenceVectors, StoreError, reentrant_writer_lock,
                      vocabulary_rows)
@@ -436,7 +436,7 @@ class PostgresStore:
         return self._centroids
 
 
-def _sums(languages: dict) -> dict[str, tuple[np.ndarray, int, int]]:
+def _sums(languages: dict) -> LanguageSums:
     """The stored per-language statistics: (sum of the chunk vectors, chunks, articles)."""
     return {lang: (np.array(v["sum"], dtype=np.float64), v["chunks"], v["articles"]) for lang, v in languages.items()}
 
@@ -465,14 +465,13 @@ class PostgresWriter:
         previous = live[0] if live else 0
         self.g = previous + 1
         self.manifest = replace(manifest, generation=self.g, layout=LAYOUT, base_generation=self.g, metadata="")
-        if live is None or start_empty:
-            self.chunks, self.terms, self.languages = 0, 0, {}
-        else:
-            self.chunks, self.terms, self.languages = live[2]["chunks"], live[2]["terms"], _sums(live[2]["languages"])
+        self.chunks, self.terms, self.languages = (0, 0, {}) if live is None else (
+            live[2]["chunks"], live[2]["terms"], _sums(live[2]["languages"]))
         self._prepare_vectors(manifest.dim)
         self._forget_old(previous)
-        if start_empty and live is not None:
+        if start_empty:
             self._remove("TRUE")
+            self.chunks, self.terms, self.languages = 0, 0, {}  # counted after the removal, which subtracts
         self.committed = False
 
     def _prepare_vectors(self, dim: int) -> None:
@@ -504,19 +503,15 @@ class PostgresWriter:
         params = {**(params or {}), "g": self.g}
         for (lang,) in self.db.execute(f"UPDATE articles SET removed = %(g)s WHERE removed IS NULL AND {condition} "
                                        "RETURNING lang", params).fetchall():
-            self._count(lang, 0.0, 0, -1)
+            add_to_sums(self.languages, lang, 0.0, 0, -1)
         rows = self.db.execute(
             f"UPDATE chunks SET removed = %(g)s WHERE removed IS NULL AND {condition} "
             "RETURNING lang, n_terms, embedding::text", params).fetchall()
         for lang, n_terms, vector in rows:
-            self._count(lang, -_parse_vector(vector).astype(np.float64), -1, 0)
+            add_to_sums(self.languages, lang, -_parse_vector(vector).astype(np.float64), -1, 0)
             self.terms -= n_terms
         self.chunks -= len(rows)
         return len(rows)
-
-    def _count(self, lang: str, vector_sum, chunks: int, articles: int) -> None:
-        total, n, a = self.languages.get(lang, (np.zeros(self.manifest.dim), 0, 0))
-        self.languages[lang] = (total + vector_sum, n + chunks, a + articles)
 
     def add_article(self, article: Article, chunks: list[Chunk], vectors: np.ndarray, sentences: list[SentenceVectors],
                     derived: list[tuple[frozenset[str], list[str]]], vocabulary: ArticleVocabulary) -> None:
@@ -534,7 +529,7 @@ class PostgresWriter:
                      json.dumps(s.spans), np.asarray(s.vectors, dtype=np.float16).tobytes(), len(tokens), self.g)
                     for i, c, v, s, (_, tokens) in zip(ids, chunks, vectors, sentences, derived, strict=True)))
         self._write_derived_text((i, keys, tokens) for i, (keys, tokens) in zip(ids, derived))
-        self._count(article.lang, vectors.astype(np.float64).sum(axis=0), len(chunks), 1)
+        add_to_sums(self.languages, article.lang, vectors.astype(np.float64).sum(axis=0), len(chunks), 1)
         self.chunks += len(chunks)
         self.terms += sum(len(tokens) for _, tokens in derived)
 
