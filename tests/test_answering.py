@@ -318,9 +318,9 @@ def test_a_recorded_reply_of_a_real_model_is_shown_only_as_checked(seed_assistan
         assert answer.refused and answer.text == message("not_found", recorded["lang"])
         return
     by_chunk = {p.chunk_id: p for p in seed_assistant.store.all_passages()}
-    sources = [Hit(s["n"], 1.0, by_chunk[s["chunk_id"]]) for s in sorted(recorded["sources"], key=lambda s: s["n"])]
+    sources = recorded_sources(recorded, by_chunk)
     checked = check_answer(reply, sources, embedder, seed_assistant.store.sentence_vectors(
-        hit.passage.row_id for hit in sources), recorded["lang"])
+        hit.passage.row_id for source in sources for hit in source), recorded["lang"])
     if checked.unusable:
         return
     supported = {c.n for c in checked.citations if c.supported}
@@ -332,3 +332,10 @@ def test_a_recorded_reply_of_a_real_model_is_shown_only_as_checked(seed_assistan
         flagged = checked.text[checked.text.index(shown) + len(shown):].startswith(" ⚠")
         assert flagged or set(cited) & supported, sentence
         assert not flagged or any(sentence.text in note for note in checked.notes), sentence
+
+
+def recorded_sources(recorded: dict, by_chunk: dict) -> list[tuple[Hit, ...]]:
+    """What each ``[n]`` of a transcript pointed to: one passage (prompts before sources were articles) or an
+    article's passages (``chunk_ids``)."""
+    return [tuple(Hit(s["n"], 1.0, by_chunk[chunk]) for chunk in s.get("chunk_ids", [s.get("chunk_id")]))
+            for s in sorted(recorded["sources"], key=lambda s: s["n"])]

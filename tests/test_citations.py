@@ -142,7 +142,7 @@ def test_a_country_is_found_under_its_name_in_another_language(seed_assistant, p
 def check(seed_assistant, passages, answer: str, *phrases: str):
     hits = [Hit(rank, 1.0, passage_with(passages, phrase)) for rank, phrase in enumerate(phrases, start=1)]
     sentences = seed_assistant.store.sentence_vectors(hit.passage.row_id for hit in hits)
-    return check_answer(answer, hits, seed_assistant.embedder, sentences, "en")
+    return check_answer(answer, [(hit,) for hit in hits], seed_assistant.embedder, sentences, "en")
 
 
 def test_only_the_unbacked_sentence_is_flagged(seed_assistant, passages):

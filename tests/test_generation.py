@@ -65,7 +65,7 @@ def test_complete_round_trip_carries_model_key_temperature_sources_and_question(
     llm_server.responder = lambda req: "Jakarta flooded on Monday [1]."
     messages, included = messages_for()
     assert make_client().complete(messages) == "Jakarta flooded on Monday [1]."
-    assert included == HITS
+    assert included == [(HITS[0],), (HITS[1],)]  # two articles, two sources
     request = llm_server.last_request
     assert request.headers["authorization"] == "Bearer test-key"
     assert request.body["model"] == "test-model" and request.body["temperature"] == 0
@@ -93,10 +93,10 @@ def test_budget_drops_passages_that_do_not_fit_but_keeps_one():
     long_hits = [hit(n, f"Kalimat nomor {n} tentang banjir. " * 40) for n in (1, 2, 3)]
     one_passage = count_tokens(long_hits[0].passage.text, ENCODING)
     messages, included = messages_for(hits=long_hits, budget_tokens=int(2.5 * one_passage))
-    assert included == long_hits[:2]
+    assert included == [(long_hits[0],), (long_hits[1],)]
     assert '<source id="2"' in messages[-1]["content"] and '<source id="3"' not in messages[-1]["content"]
     messages, included = messages_for(hits=long_hits, budget_tokens=10)
-    assert included == long_hits[:1] and '<source id="2"' not in messages[-1]["content"]
+    assert included == [(long_hits[0],)] and '<source id="2"' not in messages[-1]["content"]
 
 
 def test_history_is_sent_in_order_before_the_question(llm_server, make_client):
@@ -335,8 +335,8 @@ def test_refused_turns_leave_the_history_with_their_question():
 
 def test_made_up_titles_are_not_sent():
     body = "Turut hadir dalam acara tersebut, dari pihak Provinsi Thanh Hoa, hadir pula Kamerad Nguyen Van Thi."
-    made_up = [hit(1, body, title="Turut hadir dalam acara tersebut, dari pihak Provinsi Thanh Hoa, hadir pula…"),
-               hit(2, body, title="Turut hadir dalam acara tersebut, dari pihak Provinsi Thanh Hoa, hadir pula "
+    made_up = [hit(3, body, title="Turut hadir dalam acara tersebut, dari pihak Provinsi Thanh Hoa, hadir pula…"),
+               hit(4, body, title="Turut hadir dalam acara tersebut, dari pihak Provinsi Thanh Hoa, hadir pula "
                                   "Kamerad Nguyen Van Thi.")]
     user = messages_for(hits=made_up + HITS[:1])[0][-1]["content"]
     assert "title=" not in user.split('<source id="3"')[0]
