@@ -385,3 +385,18 @@ def test_golden_replies_stream_through_llm_client(llm_server, make_client, name)
     assert text == strip_think(Reply(sse=fixture["sse"]).recorded_completion()[0])
     assert stream.finish_reason == fixture["finish_reason"]
     assert is_refusal(text) is GOLDEN_REFUSED[name]
+
+
+def test_each_article_is_one_source_with_its_passages_in_document_order():
+    """A real model cited the right article's other passage (the name was in [1], it cited [2]): numbered by
+    article, that citation cannot be wrong."""
+    def passage(doc, position, start, text):
+        return Passage(position, doc, position, f"Title {doc}", None, "id", None, text, start, start + len(text))
+
+    a0, a1 = passage("a", 0, 0, "Kalimat satu. Kalimat dua."), passage("a", 1, 14, "Kalimat dua. Kalimat tiga.")
+    a3, b0 = passage("a", 3, 60, "Kalimat lima."), passage("b", 0, 0, "Berita lain.")
+    messages, sources = messages_for(hits=[Hit(1, 0.9, a3), Hit(2, 0.8, b0), Hit(3, 0.7, a0), Hit(4, 0.6, a1)])
+    assert [[h.passage.chunk_id for h in source] for source in sources] == [["a#0", "a#1", "a#3"], ["b#0"]]
+    user = messages[-1]["content"]
+    assert user.count("<source ") == 2
+    assert "Kalimat satu. Kalimat dua. Kalimat tiga.\n…\nKalimat lima.\n</source>" in user  # the overlap once
