@@ -16,8 +16,8 @@ WORK = Path(os.environ.get("RAG_BENCH_WORK", Path.home() / ".cache" / "rag-news"
 
 
 def bench_settings(name: str, corpus: Path, **overrides) -> Settings:
-    """Settings for a benchmark index kept in its own folder under the work directory."""
-    return load_settings(corpus=corpus, index=WORK / name / "index", **overrides)
+    """Settings for a benchmark index kept in its own folder under the work directory (or ``index=`` given)."""
+    return load_settings(**{"corpus": corpus, "index": WORK / name / "index", **overrides})
 
 
 def machine() -> str:

@@ -29,6 +29,7 @@ from rag.config import Settings
 from rag.corpus import Article, ArticleError, Source, iter_sources, load_corpus, parse_source
 from rag.embeddings import Embedder
 from rag.indexing import chunk, derived_text, expected_manifest, update_index
+from rag.names import article_vocabulary
 from rag.store import IndexStore, IndexWriter, SentenceVectors
 
 from .common import ROOT, SHARED_BENCH, WORK, bench_settings, machine, median, table
@@ -144,6 +145,7 @@ def prefill(settings: Settings, embedder: Embedder, target_chunks: int, bulk: In
     write_copies(settings.corpus, records, math.ceil(target_chunks / per_copy), "scale")
     rng = np.random.default_rng(0)
     derived = {t.article.doc_id: [derived_text(t.article.title, c.text) for c in t.chunks] for t in parts}
+    vocabularies = {t.article.doc_id: article_vocabulary(t.article.title, t.article.text) for t in parts}
     with IndexWriter(settings.index, expected_manifest(settings, embedder), start_empty=True,
                      ivf_threshold=settings.ivf_threshold) as writer:
         for source in _sources(settings.corpus, settings):
@@ -156,6 +158,7 @@ def prefill(settings: Settings, embedder: Embedder, target_chunks: int, bulk: In
                 vectors / np.linalg.norm(vectors, axis=1, keepdims=True),
                 template.sentences,
                 derived[template.article.doc_id],
+                vocabularies[template.article.doc_id],
             )
         writer.commit()
     return time.perf_counter() - started

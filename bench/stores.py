@@ -29,6 +29,7 @@ import numpy as np
 from rag.chunking import Chunk
 from rag.corpus import Article
 from rag.filters import SearchFilters
+from rag.names import ArticleVocabulary
 from rag.store import Manifest, SentenceVectors
 from rag.stores import backend_for, open_store
 from rag.threads import faiss_threads
@@ -62,7 +63,8 @@ def article(i: int, vectors: np.ndarray, rng: np.random.Generator):
     a = Article(doc_id, doc_id, "\n\n".join(texts), ("vi", "id", "ms")[i % 3], f"https://{source}/{doc_id}",
                 "2025-01-01", f"{doc_id}.jsonl", f"fp-{doc_id}", source)
     sentences = [SentenceVectors([(0, len(t))], v[None, :]) for t, v in zip(texts, vectors)]
-    return a, chunks, vectors, sentences, [(frozenset(), w) for w in words]
+    vocabulary = ArticleVocabulary(tuple(w for chunk_words in words for w in chunk_words), frozenset())
+    return a, chunks, vectors, sentences, [(frozenset(), w) for w in words], vocabulary
 
 
 def fill(location, n_chunks: int) -> tuple[float, np.ndarray]:

@@ -43,8 +43,8 @@ from .extractive import Extract, extract_answer, language_pulls
 from .filters import SearchFilters
 from .generation import LLMClient, LLMError, Turn, build_messages, could_be_refusal, is_refusal, rewrite_followup
 from .indexing import IndexReport, update_index
-from .language import NameVocabulary, detect_language, fold, name_phrases
-from .filters import SearchFilters
+from .language import detect_language, fold, name_phrases
+from .names import NameVocabulary
 from .retrieval import Hit, RetrievalOptions, Retriever
 from .store import SentenceVectors
 from .stores import Store, open_store
@@ -90,7 +90,11 @@ class IndexSnapshot:
     """
 
     store: Store
-    names: NameVocabulary
+
+    @property
+    def names(self) -> NameVocabulary:
+        """Asked of the store, from the vocabulary written at index time: nothing to build per process."""
+        return NameVocabulary(self.store)
 
     def sentences_of(self, hits: Sequence[Hit]) -> dict[int, SentenceVectors]:
         return self.store.sentence_vectors(hit.passage.row_id for hit in hits)
@@ -106,7 +110,6 @@ class Assistant:
         self._open_store = open_store
         self._llm = llm
         self._store: Store | None = None
-        self._names: NameVocabulary | None = None
         self._lock = threading.RLock()
 
     @property
@@ -149,20 +152,10 @@ class Assistant:
         """Forget a replaced generation; it is not closed, because a running answer may still be reading it."""
         if self._store is not None and not self._store.is_current():
             self._store = None
-            self._names = None
 
     def snapshot(self) -> IndexSnapshot:
-        """The live index with its name vocabulary, both of one generation."""
-        with self._lock:
-            return IndexSnapshot(self.store, self.names)
-
-    @property
-    def names(self) -> NameVocabulary:
-        with self._lock:
-            store = self.store
-            if self._names is None:
-                self._names = NameVocabulary({a.doc_id: f"{a.title}\n{a.text}" for a in store.articles()})
-            return self._names
+        """The live index, one generation of it."""
+        return IndexSnapshot(self.store)
 
     def retriever(self, snapshot: IndexSnapshot | None = None) -> Retriever:
         """Search over ``snapshot`` (the live index when not given)."""

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         0.1, ge=0, le=10, description="Weight of BM25 by all the question's words, over passages in its language"
     )
     candidates: int = Field(50, ge=1, le=1000, description="Candidates per ranking before fusion")
+    language_candidates: int = Field(
+        10, ge=0, le=1000, description="Dense candidates drawn from each passage language too; 0 = one pool"
+    )
+    language_margin: float = Field(
+        0.07, ge=0, le=2, description="... only those within this cosine of the best candidate; 0 = no limit"
+    )
     language_calibration: float = Field(
         0.75, ge=0, le=2, description="Share of each passage language's pull on every question taken off its score; 0 = off"
     )

@@ -80,8 +80,8 @@ class _Plan:
 def names_version() -> str:
     """A fingerprint of the name finder and the lexical tokeniser (rag.names, rag.language, the gazetteer data).
 
-    Stored in the manifest: when it changes (a gazetteer edit), the next update
-    recomputes every chunk's names and tokens from the stored text, without re-embedding.
+    Stored in the manifest: when it changes (a gazetteer edit), the next update recomputes every
+    chunk's names and tokens and every article's vocabulary from the stored text, without re-embedding.
     """
     module = Path(names.__file__)
     digest = hashlib.sha256(module.read_bytes() + Path(language.__file__).read_bytes())
@@ -264,11 +264,14 @@ def _write(
             for article, chunks in chunked:
                 end = offset + len(chunks)
                 writer.add_article(article, chunks, vectors[offset:end], sentences[offset:end],
-                                   [derived_text(article.title, c.text) for c in chunks])
+                                   [derived_text(article.title, c.text) for c in chunks],
+                                   names.article_vocabulary(article.title, article.text))
                 offset = end
         if recompute_names:
             with report.timed("names"):
-                writer.replace_derived_text((p.row_id, *derived_text(p.title, p.text)) for p in writer.passages())
+                writer.replace_derived_text(
+                    ((p.row_id, *derived_text(p.title, p.text)) for p in writer.passages()),
+                    ((a.doc_id, names.article_vocabulary(a.title, a.text)) for a in writer.articles()))
         with report.timed("commit"):  # with the corpus statistics
             return writer.commit()
 

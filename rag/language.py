@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
 from functools import lru_cache
 
 from lingua import Language, LanguageDetectorBuilder
@@ -201,64 +200,3 @@ TITLE_WORDS = frozenset(
     "pengerusi jawatankuasa encik seri dato komrad parti tn "
     "tinh huyen tich dong nhan truong tuong giam pho tp ubnd hdnd hlv".split()
 )
-
-
-class NameVocabulary:
-    """The names a corpus mentions, and which articles mention them.
-
-    A name is known when the corpus contains the whole phrase (folded and
-    alias-normalised, so ``Bắc Kạn`` matches ``Bac Kan``), or one of its longer
-    words as a name: "Hanoi Union of Friendship Organizations" is known through
-    "Hanoi" even though the articles name the union in Malay.  That tells a
-    question about "Hai Phong and Incheon" from one the corpus can answer;
-    :meth:`articles_naming` tells which articles can answer it.
-    """
-
-    MIN_WORD = 4  # shorter name words ("Hai", "An") are too often ordinary words or parts of other names
-    GENERIC_SHARE = 0.5  # a word in more of the articles than this (the country they report on) picks none out
-
-    def __init__(self, articles: dict[str, str]):
-        """``articles`` maps an article id to its text (title included)."""
-        texts = list(articles.values())
-        self._folded = " " + " | ".join(" ".join(lexical_tokens(text)) for text in texts) + " "
-        self._name_words = {token for text in texts for phrase in name_phrases(text) for token in lexical_tokens(phrase)}
-        self._words = {doc_id: set(lexical_tokens(text)) for doc_id, text in articles.items()}
-        spread = Counter(token for words in self._words.values() for token in words)
-        self._distinctive = {token for token, n in spread.items() if n <= self.GENERIC_SHARE * len(articles)}
-
-    def knows(self, phrase: str) -> bool:
-        tokens = lexical_tokens(phrase)
-        if not tokens or f" {' '.join(tokens)} " in self._folded:
-            return True
-        return any(len(token) >= self.MIN_WORD and token in self._name_words for token in tokens)
-
-    def unknown_names(self, question: str) -> tuple[int, int]:
-        """How many of the names in ``question`` the corpus never mentions, and how many names it has."""
-        phrases = [p for p in name_phrases(question) if not p.isdigit()]
-        return sum(not self.knows(p) for p in phrases), len(phrases)
-
-    def articles_naming(self, question: str) -> set[str] | None:
-        """The articles that mention every name of ``question`` that picks out articles; None when it has none."""
-        names = self._names(question)
-        if not names:
-            return None
-        return {doc_id for doc_id, words in self._words.items() if all(words & name for name in names)}
-
-    def mention_none(self, question: str, doc_ids: list[str]) -> bool:
-        """Whether the articles ``doc_ids`` mention none of the names of ``question`` that pick out articles."""
-        names = self._names(question)
-        return bool(names) and not any(self._words.get(d, set()) & name for d in doc_ids for name in names)
-
-    def _names(self, question: str) -> list[set[str]]:
-        """Each name of ``question`` as the words that would show an article mentions it.
-
-        Those are the words some articles contain and most do not, without
-        title words ("Wali Kota Daejeon" counts through "Daejeon") or numbers;
-        an article mentions the name when it contains one of them.
-        """
-        names = (
-            {t for t in lexical_tokens(phrase) if len(t) >= self.MIN_WORD and t in self._distinctive
-             and t not in TITLE_WORDS and not t.isdigit()}
-            for phrase in name_phrases(question)
-        )
-        return [name for name in names if name]

@@ -14,6 +14,11 @@ gazetteer does not know become ``name:`` keys (see
 :func:`rag.language.name_spans`), so ``Shin Sang Jin`` in an Indonesian article
 and in an English question share one.
 
+:class:`NameVocabulary` says which names a corpus mentions and which articles
+mention them, from per-article data (:func:`article_vocabulary`) computed when
+an article is indexed and queried from the store, so no process reads the
+whole corpus to answer its first question.
+
 All spellings are compiled into one regular expression shaped as a trie over
 folded text, so a text is scanned once; it runs on every chunk at index time.
 """
@@ -27,12 +32,16 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import pycountry
 from babel import Locale
 from vietnam_provinces import Province
 
-from .language import TITLE_WORDS, fold, name_spans
+from .language import TITLE_WORDS, fold, lexical_tokens, name_phrases, name_spans
+
+if TYPE_CHECKING:
+    from .stores import Store
 
 
 @dataclass(frozen=True)
@@ -446,3 +455,88 @@ def name_keys(text: str) -> frozenset[str]:
 def gazetteer_keys(text: str) -> frozenset[str]:
     """Only the gazetteer keys of ``text`` (places and countries, no ``name:`` keys)."""
     return frozenset(m.key for m in gazetteer_mentions(text))
+
+
+@dataclass(frozen=True)
+class ArticleVocabulary:
+    """What :class:`NameVocabulary` needs of one article (its title included), computed when it is indexed."""
+
+    tokens: tuple[str, ...]  # its lexical tokens in order: a phrase is mentioned when its tokens appear in a row
+    name_words: frozenset[str]  # the lexical tokens of its name phrases
+
+    @property
+    def words(self) -> frozenset[str]:
+        return frozenset(self.tokens)
+
+
+def article_vocabulary(title: str, text: str) -> ArticleVocabulary:
+    titled = f"{title}\n{text}"
+    return ArticleVocabulary(tuple(lexical_tokens(titled)),
+                             frozenset(token for phrase in name_phrases(titled) for token in lexical_tokens(phrase)))
+
+
+class NameVocabulary:
+    """The names a corpus mentions, and which articles mention them, asked of one version of the index.
+
+    A name is known when the corpus contains the whole phrase (folded and
+    alias-normalised, so ``Bắc Kạn`` matches ``Bac Kan``), or one of its longer
+    words as a name: "Hanoi Union of Friendship Organizations" is known through
+    "Hanoi" even though the articles name the union in Malay.  That tells a
+    question about "Hai Phong and Incheon" from one the corpus can answer;
+    :meth:`articles_naming` tells which articles can answer it.
+
+    The store answers from the per-article data written at index time
+    (:meth:`rag.stores.base.Store.word_spread` and the like): building this from
+    every article's text took each process 6.8 s on its first question at 1,000
+    articles (bench/README.md §12).
+    """
+
+    MIN_WORD = 4  # shorter name words ("Hai", "An") are too often ordinary words or parts of other names
+    GENERIC_SHARE = 0.5  # a word in more of the articles than this (the country they report on) picks none out
+
+    def __init__(self, store: Store):
+        self._store = store
+
+    def knows(self, phrase: str) -> bool:
+        tokens = lexical_tokens(phrase)
+        if not tokens:
+            return True
+        spread = self._store.word_spread(tokens)
+        if any(len(token) >= self.MIN_WORD and spread.get(token, (0, 0))[1] for token in tokens):
+            return True
+        if not all(spread.get(token, (0, 0))[0] for token in tokens):
+            return False
+        rarest = min(tokens, key=lambda token: spread[token][0])
+        return len(tokens) == 1 or self._store.mentions_phrase(tokens, rarest)
+
+    def unknown_names(self, question: str) -> tuple[int, int]:
+        """How many of the names in ``question`` the corpus never mentions, and how many names it has."""
+        phrases = [p for p in name_phrases(question) if not p.isdigit()]
+        return sum(not self.knows(p) for p in phrases), len(phrases)
+
+    def articles_naming(self, question: str) -> set[str] | None:
+        """The articles that mention every name of ``question`` that picks out articles; None when it has none."""
+        names = self._names(question)
+        if not names:
+            return None
+        words = self._store.articles_with_words(set().union(*names))
+        return {doc_id for doc_id, found in words.items() if all(found & name for name in names)}
+
+    def mention_none(self, question: str, doc_ids: list[str]) -> bool:
+        """Whether the articles ``doc_ids`` mention none of the names of ``question`` that pick out articles."""
+        names = self._names(question)
+        return bool(names) and not self._store.articles_with_words(set().union(*names), doc_ids)
+
+    def _names(self, question: str) -> list[set[str]]:
+        """Each name of ``question`` as the words that would show an article mentions it.
+
+        Those are the words some articles contain and most do not, without
+        title words ("Wali Kota Daejeon" counts through "Daejeon") or numbers;
+        an article mentions the name when it contains one of them.
+        """
+        phrases = [[t for t in lexical_tokens(phrase) if len(t) >= self.MIN_WORD and t not in TITLE_WORDS
+                    and not t.isdigit()] for phrase in name_phrases(question)]
+        spread = self._store.word_spread({token for tokens in phrases for token in tokens})
+        most = self.GENERIC_SHARE * self._store.manifest.articles
+        names = ({t for t in tokens if 0 < spread.get(t, (0, 0))[0] <= most} for tokens in phrases)
+        return [name for name in names if name]

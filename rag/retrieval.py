@@ -20,7 +20,7 @@ bench/results-retrieval.md.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -147,13 +147,15 @@ class RetrievalOptions:
     name_candidates: int = 0  # articles fetched by name into the candidates
     max_per_article: int = 0  # 0 = no cap on one article's passages in the results
     lexical_words_weight: float = 0.0  # weight of the BM25 ranking by all words, among same-language passages
+    language_candidates: int = 0  # dense candidates drawn from each passage language as well; 0 = one pool
+    language_margin: float = 0.0  # ... only those within this cosine of the best candidate; 0 = all
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetrievalOptions:
         return cls(settings.lexical_weight, settings.candidates, settings.language_calibration,
                    settings.same_language_calibration, settings.sentence_weight, settings.rerank_candidates,
                    settings.query_threads, settings.name_weight, settings.name_candidates, settings.max_per_article,
-                   settings.lexical_words_weight)
+                   settings.lexical_words_weight, settings.language_candidates, settings.language_margin)
 
 
 class LanguageCentroids:
@@ -319,7 +321,7 @@ class Retriever:
         """
         options = self.options
         with faiss_threads(options.threads):
-            dense = self.store.search(query, max(k, options.candidates), filters)
+            dense = self._dense_candidates(query, max(k, options.candidates), filters)
         names = QuestionNames(self.store, question, filters) if options.name_weight > 0 else None
         if names:
             dense = self._with_named_articles(query, dense, names)
@@ -339,6 +341,32 @@ class Retriever:
         if missing:  # lexical-only hits: score them on the dense scale too, for display and floors
             cosine.update(self._cosines(query, missing))
         return [Hit(rank, cosine[row_id], passages[row_id]) for rank, row_id in enumerate(ranked, start=1)]
+
+    def _dense_candidates(self, query: np.ndarray, n: int, filters: SearchFilters | None) -> list[tuple[int, float]]:
+        """The ``n`` nearest chunks, plus the ``language_candidates`` nearest of each passage language.
+
+        With 7,000 Vietnamese articles against one Malay article, the 50
+        nearest chunks of a Vietnamese question are all Vietnamese before the
+        language correction of :meth:`_rerank` can weigh them: the Malay
+        article that answers never becomes a candidate.  Drawing each
+        language's nearest chunks too lets the corrected scores decide between
+        languages, whatever their share of the corpus.
+        """
+        dense = list(self.store.search(query, n, filters))
+        per_language = self.options.language_candidates
+        wanted = set(filters.languages) if filters and filters.languages else None
+        languages = [lang for lang in sorted(self.store.centroids().shifts) if wanted is None or lang in wanted]
+        if per_language <= 0 or (len(languages) < 2 and per_language <= n):
+            return dense  # one language admitted: its nearest chunks are the global pool's already
+        seen = {row_id for row_id, _ in dense}
+        floor = dense[0][1] - self.options.language_margin if dense and self.options.language_margin > 0 else -np.inf
+        for lang in languages:
+            only_lang = replace(filters or SearchFilters(), languages=(lang,))
+            for row_id, score in self.store.search(query, per_language, only_lang):
+                if row_id not in seen and score >= floor:
+                    seen.add(row_id)
+                    dense.append((row_id, score))
+        return dense
 
     def _with_named_articles(self, query: np.ndarray, dense: list[tuple[int, float]],
                              names: QuestionNames) -> list[tuple[int, float]]:

@@ -10,7 +10,8 @@ Layout of an index folder::
                            and the one that removed it; ``chunk_names`` and ``chunk_tokens`` hold the
                            name keys and lexical tokens of each chunk (with its article's title),
                            derived from the stored text and recomputed without re-embedding when
-                           the names version changes
+                           the names version changes; ``article_words`` and ``article_tokens`` hold
+                           each article's vocabulary (rag.names.NameVocabulary), likewise
       gen-<n>-<pid>-<ns>/  one generation
         manifest.json      model, dimension, chunking parameters, counts, generation number
         vectors.faiss      the FAISS index as of generation ``base_generation``; immutable, so a later
@@ -48,6 +49,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
@@ -56,6 +58,9 @@ from .chunking import Chunk
 from .corpus import Article
 from .errors import UserError
 from .filters import SearchFilters, article_day, filter_sql
+
+if TYPE_CHECKING:
+    from .names import ArticleVocabulary
 
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
@@ -87,6 +92,14 @@ CREATE TABLE IF NOT EXISTS chunk_names (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunk_names_key ON chunk_names(key, chunk_id);
 CREATE TABLE IF NOT EXISTS chunk_tokens (chunk_id INTEGER PRIMARY KEY, tokens TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS article_words (
+    word TEXT NOT NULL, doc_id TEXT NOT NULL, added INTEGER NOT NULL, in_text INTEGER NOT NULL,
+    in_name INTEGER NOT NULL, PRIMARY KEY (word, doc_id, added)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS article_words_article ON article_words(doc_id, added);
+CREATE TABLE IF NOT EXISTS article_tokens (
+    doc_id TEXT NOT NULL, added INTEGER NOT NULL, tokens TEXT NOT NULL, PRIMARY KEY (doc_id, added)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE INDEX IF NOT EXISTS chunks_generations ON chunks(added, removed);
 CREATE INDEX IF NOT EXISTS chunks_removed ON chunks(removed);
@@ -96,6 +109,8 @@ CREATE INDEX IF NOT EXISTS articles_generations ON articles(added, removed, doc_
 PASSAGE_COLUMNS = "c.id, c.doc_id, c.position, a.title, a.url, a.lang, a.date, c.text, c.start, c.end, a.source"
 ARTICLE_COLUMNS = "a.doc_id, a.title, a.text, a.lang, a.url, a.date, a.location, a.fingerprint, a.source"
 PASSAGE_JOIN = "chunks c JOIN articles a ON a.doc_id = c.doc_id AND a.added = c.added"
+WORDS_JOIN = "article_words w JOIN articles a ON a.doc_id = w.doc_id AND a.added = w.added"
+ARTICLE_VOCABULARY = ("article_words", "article_tokens")  # keyed by the article row (doc_id, added)
 
 
 def visible(table: str) -> str:
@@ -113,6 +128,10 @@ class IndexMissing(StoreError):
 
 class IndexCorrupt(StoreError):
     pass
+
+
+class IndexOutdated(StoreError):
+    """Written by an older version that lacked data this one reads; an update with write access brings it up."""
 
 
 @dataclass(frozen=True)
@@ -300,6 +319,10 @@ class IndexStore:
     @classmethod
     def open(cls, folder: Path) -> IndexStore:
         with _reading(folder) as (generation, manifest, db):
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'article_words'").fetchone() is None:
+                db.close()
+                raise IndexOutdated(f"index in {folder} was written by an older version (it lacks the articles' "
+                                    "vocabulary); run `rag index` with write access to it")
             store = cls(Path(folder), generation, manifest, db)
             stored = db.execute(f"SELECT COUNT(*) FROM chunks c WHERE {visible('c')}", store._g).fetchone()[0]
             if stored != store.vectors.ntotal:
@@ -397,6 +420,36 @@ class IndexStore:
             named.setdefault(doc_id, set()).add(key)
         return named
 
+    def word_spread(self, words: Iterable[str]) -> dict[str, tuple[int, int]]:
+        params, marks = _named(words)
+        if not marks:
+            return {}
+        rows = self.db.execute(f"SELECT w.word, SUM(w.in_text), SUM(w.in_name) FROM {WORDS_JOIN} "
+                               f"WHERE w.word IN ({marks}) AND {visible('a')} GROUP BY w.word", {**params, **self._g})
+        return {word: (in_text, in_name) for word, in_text, in_name in rows}
+
+    def articles_with_words(self, words: Iterable[str], doc_ids: Iterable[str] | None = None) -> dict[str, set[str]]:
+        params, marks = _named(words)
+        where = ""
+        if doc_ids is not None:
+            doc_params, doc_marks = _named(doc_ids, "d")
+            params, where = {**params, **doc_params}, f" AND w.doc_id IN ({doc_marks or 'NULL'})"
+        if not marks:
+            return {}
+        found: dict[str, set[str]] = {}
+        for doc_id, word in self.db.execute(f"SELECT w.doc_id, w.word FROM {WORDS_JOIN} WHERE w.in_text = 1 AND "
+                                            f"w.word IN ({marks}){where} AND {visible('a')}", {**params, **self._g}):
+            found.setdefault(doc_id, set()).add(word)
+        return found
+
+    def mentions_phrase(self, tokens: list[str], rarest: str) -> bool:
+        row = self.db.execute(
+            f"SELECT 1 FROM {WORDS_JOIN} JOIN article_tokens t ON t.doc_id = w.doc_id AND t.added = w.added "
+            f"WHERE w.word = :word AND w.in_text = 1 AND {visible('a')} "
+            "AND instr(' ' || t.tokens || ' ', :phrase) > 0 LIMIT 1",
+            {**self._g, "word": rarest, "phrase": f" {' '.join(tokens)} "}).fetchone()
+        return row is not None
+
     def chunk_rows(self, doc_ids: Iterable[str]) -> list[int]:
         """The row ids of the chunks of these articles."""
         params, marks = _named(doc_ids, "d")
@@ -431,6 +484,13 @@ class IndexStore:
         rows = self.db.execute(f"SELECT c.id FROM {PASSAGE_JOIN} WHERE {visible('c')} AND {where} ORDER BY c.id",
                                {**params, **self._g})
         return np.array([row[0] for row in rows], dtype=np.int64)
+
+
+def vocabulary_rows(doc_id: str, added: int, vocabulary: ArticleVocabulary) -> list[tuple[str, str, int, int, int]]:
+    """An article's ``article_words`` rows: (word, doc id, added, in its text, in a name phrase); both backends'."""
+    words = vocabulary.words
+    return [(word, doc_id, added, int(word in words), int(word in vocabulary.name_words))
+            for word in sorted(words | vocabulary.name_words)]
 
 
 def _day(date: str | None) -> str | None:
@@ -664,6 +724,9 @@ class IndexWriter:
         ``vectors.faiss`` holds its vector.
         """
         params = {"g": live.generation, "old": min(live.base_generation, live.generation - 1)}
+        for table in ARTICLE_VOCABULARY:  # before the article rows they belong to
+            self.db.execute(f"DELETE FROM {table} WHERE (doc_id, added) IN (SELECT doc_id, added FROM articles "
+                            "WHERE added > :g OR removed <= :old)", params)
         for table in ("chunks", "articles"):
             self.db.execute(f"DELETE FROM {table} WHERE added > :g", params)
             self.db.execute(f"UPDATE {table} SET removed = NULL WHERE removed > :g", params)
@@ -684,15 +747,17 @@ class IndexWriter:
 
     def add_article(
         self, article: Article, chunks: list[Chunk], vectors: np.ndarray, sentences: list[SentenceVectors],
-        derived: list[tuple[frozenset[str], list[str]]],
+        derived: list[tuple[frozenset[str], list[str]]], vocabulary: ArticleVocabulary,
     ) -> None:
-        """Add an article with its chunks, one vector per chunk, each chunk's sentence vectors, names and tokens."""
+        """Add an article with its chunks, one vector per chunk, each chunk's sentence vectors, names and tokens,
+        and the article's vocabulary."""
         g = self.manifest.generation
         self.db.execute(
             "INSERT INTO articles (doc_id, title, text, lang, url, date, location, fingerprint, source, day, added) "
             "VALUES (:doc_id, :title, :text, :lang, :url, :date, :location, :fingerprint, :source, :day, :added)",
             {**asdict(article), "day": _day(article.date), "added": g},
         )
+        self._write_vocabulary(article.doc_id, g, vocabulary)
         vectors = np.asarray(vectors, dtype=np.float32)
         self.db.executemany(
             "INSERT INTO chunks (doc_id, position, start, end, n_tokens, text, vector, sentence_spans, "
@@ -711,6 +776,17 @@ class IndexWriter:
                                 [(row_id, key) for key in sorted(keys)])
             self.db.execute("INSERT INTO chunk_tokens (chunk_id, tokens) VALUES (?, ?)", (row_id, " ".join(tokens)))
 
+    def _write_vocabulary(self, doc_id: str, added: int, vocabulary: ArticleVocabulary) -> None:
+        self.db.executemany("INSERT INTO article_words (word, doc_id, added, in_text, in_name) VALUES (?, ?, ?, ?, ?)",
+                            vocabulary_rows(doc_id, added, vocabulary))
+        self.db.execute("INSERT INTO article_tokens (doc_id, added, tokens) VALUES (?, ?, ?)",
+                        (doc_id, added, " ".join(vocabulary.tokens)))
+
+    def articles(self) -> list[Article]:
+        rows = self.db.execute(f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE {visible('a')} ORDER BY a.doc_id",
+                               {"g": self.manifest.generation})
+        return [Article(*row) for row in rows]
+
     def passages(self) -> list[Passage]:
         """Every passage of the new generation, by row id: what its derived files are computed from."""
         rows = self.db.execute(f"SELECT {PASSAGE_COLUMNS} FROM {PASSAGE_JOIN} WHERE {visible('c')} ORDER BY c.id",
@@ -721,17 +797,23 @@ class IndexWriter:
         """The vectors of :meth:`passages`, in the same order."""
         return self._all_vectors(self.manifest.generation)[1]
 
-    def replace_derived_text(self, rows: Iterable[tuple[int, frozenset[str], list[str]]]) -> None:
-        """Replace the name keys and lexical tokens of every chunk with these (row id, keys, tokens).
+    def replace_derived_text(self, rows: Iterable[tuple[int, frozenset[str], list[str]]],
+                             vocabularies: Iterable[tuple[str, ArticleVocabulary]]) -> None:
+        """Replace the name keys and lexical tokens of every chunk with these (row id, keys, tokens), and every
+        article's vocabulary with these (doc id, vocabulary).
 
         The rows are shared with the live generation, whose readers see the new
         names once this commits: names only steer ranking, so that is harmless
         (its saved lexical index keeps the old tokens).
         """
-        rows = list(rows)  # computed from the passages before the old ones are deleted
-        self.db.execute("DELETE FROM chunk_names")
-        self.db.execute("DELETE FROM chunk_tokens")
+        rows, vocabularies = list(rows), list(vocabularies)  # computed from the rows before they are deleted
+        for table in ("chunk_names", "chunk_tokens", *ARTICLE_VOCABULARY):
+            self.db.execute(f"DELETE FROM {table}")
         self._write_derived_text(rows)
+        g = self.manifest.generation
+        added = dict(self.db.execute(f"SELECT doc_id, added FROM articles a WHERE {visible('a')}", {"g": g}))
+        for doc_id, vocabulary in vocabularies:
+            self._write_vocabulary(doc_id, added[doc_id], vocabulary)
 
     def lexical_tokens(self) -> list[list[str]]:
         """The stored lexical tokens of :meth:`passages`, in the same order."""

@@ -18,6 +18,7 @@ import numpy as np
 from rag.chunking import Chunk
 from rag.corpus import Article
 from rag.indexing import derived_text
+from rag.names import article_vocabulary
 from rag.store import Manifest, SentenceVectors
 from rag.stores import backend_for
 
@@ -41,7 +42,8 @@ class Synthetic:
 
     def add_to(self, writer) -> None:
         writer.add_article(self.article, self.chunks, self.vectors, self.sentences(),
-                           [derived_text(self.article.title, c.text) for c in self.chunks])
+                           [derived_text(self.article.title, c.text) for c in self.chunks],
+                           article_vocabulary(self.article.title, self.article.text))
 
 
 def synthetic(doc_id: str, *, lang: str = "en", date: str | None = "2025-01-01", source: str | None = "example.com",
@@ -60,6 +62,14 @@ def synthetic(doc_id: str, *, lang: str = "en", date: str | None = "2025-01-01",
     article = Article(doc_id, f"Title of {doc_id}", "\n\n".join(texts), lang, f"https://{source or 'x.org'}/{doc_id}",
                       date, f"{doc_id}.jsonl", f"fp-{doc_id}-{version}", source)
     return Synthetic(article, chunk_list, vectors)
+
+
+def with_text(doc_id: str, text: str, *, lang: str = "en", title: str = "", version: int = 0) -> Synthetic:
+    """An article of one chunk holding ``text`` as written (for the name vocabulary), with a random vector."""
+    vector = np.random.default_rng(zlib.crc32(f"{doc_id}/{version}".encode())).standard_normal((1, DIM))
+    chunk = Chunk(doc_id, 0, text, 0, len(text), 12, doc_id, sentences=((0, len(text)),))
+    article = Article(doc_id, title, text, lang, None, None, f"{doc_id}.jsonl", f"fp-{doc_id}-{version}", None)
+    return Synthetic(article, [chunk], (vector / np.linalg.norm(vector)).astype(np.float32))
 
 
 def write(location, add=(), remove=(), *, start_empty: bool = False) -> Manifest:

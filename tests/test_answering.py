@@ -352,3 +352,27 @@ def recorded_sources(recorded: dict, by_chunk: dict) -> list[tuple[Hit, ...]]:
     article's passages (``chunk_ids``)."""
     return [tuple(Hit(s["n"], 1.0, by_chunk[chunk]) for chunk in s.get("chunk_ids", [s.get("chunk_id")]))
             for s in sorted(recorded["sources"], key=lambda s: s["n"])]
+
+
+def first_answers_reading_no_whole_corpus(assistant: Assistant, store_class, monkeypatch) -> None:
+    """A fresh assistant answers (and refuses) by names with every whole-corpus read of ``store_class`` failing.
+
+    The name vocabulary, the BM25 statistics and the language centroids are stored with the index (issue 14):
+    the vocabulary used to be built from every article on a process's first question, 6.8 s at 1,000 articles.
+    """
+    def whole_corpus(*args, **kwargs):
+        raise AssertionError("the first question read the whole corpus")
+
+    for method in ("articles", "all_articles", "all_passages"):
+        monkeypatch.setattr(store_class, method, whole_corpus, raising=False)
+    assert assistant.answer("What did Da Nang sign with Busan?", use_llm=False).refused  # names it never mentions
+    assert assistant.answer("Siapa Wali Kota Daejeon?", use_llm=False).refused  # the mayor named is Seongnam's
+    answer = assistant.answer("Thị trưởng Seongnam là ai?", use_llm=False)
+    assert not answer.refused and "Shin Sang Jin" in answer.text.splitlines()[0]
+
+
+def test_a_new_process_answers_its_first_question_from_the_stored_vocabulary(seed_assistant, embedder, monkeypatch):
+    from rag.stores.embedded import EmbeddedStore
+
+    fresh = Assistant(seed_assistant.settings, embedder=embedder)
+    first_answers_reading_no_whole_corpus(fresh, EmbeddedStore, monkeypatch)

@@ -1,19 +1,13 @@
-"""Names across languages: which words of a question are names, and whether a corpus mentions them."""
+"""Names across languages: which words of a question are names (whether a corpus mentions them: tests/test_stores.py)."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from rag.language import NameVocabulary, detect_language, name_phrases, name_tokens
+from rag.language import detect_language, name_phrases, name_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
-
-CORPUS = {
-    "yamanashi": "Tỉnh Thanh Hóa và tỉnh Yamanashi ký kết hợp tác. Ông Nguyễn Quang Hải phát biểu.",
-    "bac-kan": "Cadangan timbal di Bắc Kạn terbesar. Kota Ho Chi Minh bekerja sama dengan Hanoi.",
-    "seongnam": "Wali Kota Seongnam Shin Sang Jin berkunjung ke Thanh Hoa.",
-}
 
 
 def test_name_phrases_skip_the_first_word_and_lowercase_words():
@@ -27,43 +21,6 @@ def test_name_phrases_drop_possessives_and_keep_numbers():
     tokens = name_tokens("Who signed in 2023 with TP HCM?")
     assert "2023" in tokens and len(tokens) == 2
     assert tokens == name_tokens("Siapa yang menandatangani pada 2023 dengan Kota Ho Chi Minh?")
-
-
-def test_vocabulary_knows_whole_phrases_across_spellings():
-    names = NameVocabulary(CORPUS)
-    assert names.knows("Thanh Hoa")  # diacritics folded
-    assert names.knows("Bac Kan")
-    assert names.knows("TPHCM")  # alias of Ho Chi Minh
-    assert not names.knows("Hai Phong")  # "Hải" is only part of a person's name here
-    assert not names.knows("Incheon")
-
-
-def test_vocabulary_knows_a_translated_phrase_through_a_longer_name_word():
-    names = NameVocabulary(CORPUS)
-    assert names.knows("Hanoi Union")  # the articles name the union in other languages
-    assert not names.knows("Hai Union")  # "Hải" is a name word here, but too short to vouch for a phrase
-
-
-def test_unknown_names():
-    names = NameVocabulary(CORPUS)
-    assert names.unknown_names("Kapan Hai Phong menandatangani perjanjian dengan Incheon?") == (2, 2)
-    assert names.unknown_names("What did Thanh Hoa sign with Busan?") == (1, 2)
-    assert names.unknown_names("what did they sign?") == (0, 0)
-
-
-def test_articles_naming_the_names_of_a_question():
-    names = NameVocabulary(CORPUS)
-    assert names.articles_naming("Siapa Wali Kota Seongnam?") == {"seongnam"}  # title words are not names
-    assert names.articles_naming("Did Ho Chi Minh City sign with Yamanashi?") == set()  # no article names both
-    assert names.articles_naming("What did Thanh Hoa sign?") is None  # in most articles: picks none out
-    assert names.articles_naming("What did Busan sign?") is None  # unknown names pick nothing out either
-
-
-def test_mention_none():
-    names = NameVocabulary(CORPUS)
-    assert names.mention_none("Siapa Wali Kota Ho Chi Minh?", ["seongnam"])
-    assert not names.mention_none("Siapa Wali Kota Seongnam?", ["seongnam"])
-    assert not names.mention_none("Who is the mayor?", ["seongnam"])  # no names: nothing to miss
 
 
 @pytest.mark.parametrize(

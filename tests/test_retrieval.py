@@ -296,3 +296,38 @@ def test_an_empty_corpus_folder_indexes_and_searches_to_nothing(make_settings, t
     report = assistant.index(progress=False)
     assert (report.total_articles, report.errors) == (0, [])
     assert assistant.search("Thanh Hoa và Yamanashi") == []
+
+
+def _retriever(seed_assistant, **options):
+    from dataclasses import replace
+
+    from rag.retrieval import RetrievalOptions, Retriever
+
+    defaults = RetrievalOptions.from_settings(seed_assistant.settings)
+    return Retriever(seed_assistant.store, seed_assistant.embedder, replace(defaults, **options))
+
+
+def test_every_passage_language_brings_its_nearest_chunks_to_the_candidates(seed_assistant):
+    """With thousands of Vietnamese articles, the one global pool of a Vietnamese question held no Malay chunk."""
+    store = seed_assistant.store
+    query = seed_assistant.embedder.embed_query("Thanh Hóa đề xuất hợp tác gì với tỉnh Yamanashi?")
+    one_pool = _retriever(seed_assistant, candidates=1, language_candidates=0)._dense_candidates(query, 1, None)
+    assert len(one_pool) == 1
+    pooled = _retriever(seed_assistant, candidates=1, language_candidates=2, language_margin=0)._dense_candidates(query, 1, None)
+    for lang in ("id", "ms", "vi"):
+        nearest = store.search(query, 2, SearchFilters(languages=(lang,)))
+        assert set(nearest) <= set(pooled), lang
+    assert pooled[0] == one_pool[0]  # the global pool comes first, unchanged
+    only_id = _retriever(seed_assistant, candidates=1, language_candidates=2, language_margin=0)._dense_candidates(
+        query, 1, SearchFilters(languages=("id",)))
+    assert {store.passages([r])[r].lang for r, _ in only_id} == {"id"}  # the languages asked for, no other
+
+
+def test_a_language_margin_keeps_out_chunks_far_below_the_best(seed_assistant):
+    query = seed_assistant.embedder.embed_query("Thanh Hóa đề xuất hợp tác gì với tỉnh Yamanashi?")
+    pooled = _retriever(seed_assistant, candidates=1, language_candidates=5,
+                        language_margin=0.02)._dense_candidates(query, 1, None)
+    best = pooled[0][1]
+    assert all(score >= best - 0.02 for _, score in pooled)
+    unlimited = _retriever(seed_assistant, candidates=1, language_candidates=5, language_margin=0)._dense_candidates(query, 1, None)
+    assert len(unlimited) > len(pooled)

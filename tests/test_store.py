@@ -15,6 +15,7 @@ import pytest
 
 from rag.chunking import Chunk
 from rag.corpus import Article
+from rag.names import article_vocabulary
 from rag.store import (
     FLAT,
     MANIFEST,
@@ -59,7 +60,8 @@ def add_synthetic(writer: IndexWriter, doc_id: str, vectors: np.ndarray) -> None
     a, chunks = article(doc_id)
     writer.add_article(a, chunks, vectors, [SentenceVectors(list(c.sentences), np.vstack([v, -v]))
                                             for c, v in zip(chunks, vectors)],
-                       [(frozenset({f"name:{doc_id}"}), [doc_id, "sentence"]) for _ in chunks])
+                       [(frozenset({f"name:{doc_id}"}), [doc_id, "sentence"]) for _ in chunks],
+                       article_vocabulary(a.title, a.text))
 
 
 class Corpus:

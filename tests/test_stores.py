@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 
 from rag.filters import SearchFilters
+from rag.names import NameVocabulary, article_vocabulary
 from rag.retrieval import LanguageCentroids
 from rag.stores import backend_for, open_store
 
 from .conftest import ROOT
-from .store_corpus import DIM, synthetic, write
+from .store_corpus import DIM, IVF_THRESHOLD, MANIFEST, synthetic, with_text, write
 
 # articles with every filterable field varied, and one without a date or a source
 SAMPLE = [
@@ -188,6 +189,69 @@ class StoreConformance:
         assert set(store.names_in_articles(keys, filters=SearchFilters.of(languages="id"))) == {"b"}
         assert set(store.names_in_articles(keys, doc_ids=["a", "c"])) == {"a"}
 
+    # ------------------------------------------------------------ the name vocabulary
+
+    @pytest.fixture()
+    def vocabulary(self, location):
+        write(location, [with_text(doc_id, text) for doc_id, text in NAMED.items()])
+        return NameVocabulary(open_store(location))
+
+    def test_the_vocabulary_knows_whole_phrases_across_spellings(self, vocabulary):
+        assert vocabulary.knows("Thanh Hoa")  # diacritics folded
+        assert vocabulary.knows("Bac Kan")
+        assert vocabulary.knows("TPHCM")  # alias of Ho Chi Minh
+        assert vocabulary.knows("Sama Dengan") and not vocabulary.knows("Dengan Sama")  # the words in a row
+        assert not vocabulary.knows("Hai Phong")  # "Hải" is only part of a person's name here
+        assert not vocabulary.knows("Incheon")
+
+    def test_the_vocabulary_knows_a_translated_phrase_through_a_longer_name_word(self, vocabulary):
+        assert vocabulary.knows("Hanoi Union")  # the articles name the union in other languages
+        assert not vocabulary.knows("Hai Union")  # "Hải" is a name word here, but too short to vouch for a phrase
+
+    def test_unknown_names(self, vocabulary):
+        assert vocabulary.unknown_names("Kapan Hai Phong menandatangani perjanjian dengan Incheon?") == (2, 2)
+        assert vocabulary.unknown_names("What did Thanh Hoa sign with Busan?") == (1, 2)
+        assert vocabulary.unknown_names("what did they sign?") == (0, 0)
+
+    def test_articles_naming_the_names_of_a_question(self, vocabulary):
+        assert vocabulary.articles_naming("Siapa Wali Kota Seongnam?") == {"seongnam"}  # title words are not names
+        assert vocabulary.articles_naming("Did Ho Chi Minh City sign with Yamanashi?") == set()  # none names both
+        assert vocabulary.articles_naming("What did Thanh Hoa sign?") is None  # in most articles: picks none out
+        assert vocabulary.articles_naming("What did Busan sign?") is None  # unknown names pick nothing out either
+
+    def test_mention_none(self, vocabulary):
+        assert vocabulary.mention_none("Siapa Wali Kota Ho Chi Minh?", ["seongnam"])
+        assert not vocabulary.mention_none("Siapa Wali Kota Seongnam?", ["seongnam"])
+        assert not vocabulary.mention_none("Who is the mayor?", ["seongnam"])  # no names: nothing to miss
+
+    def test_the_vocabulary_updated_article_by_article_is_that_of_a_clean_build(self, location, vocabulary):
+        """Adds, a change and a removal, each its own generation, against one build of the final articles."""
+        changed = with_text("seongnam", "Wali Kota Daejeon Lee Jang Woo berkunjung ke Incheon.", version=1)
+        added = with_text("hai-phong", "Thành phố Hải Phòng ký kết với Incheon. Ông Shin Sang Jin phát biểu.")
+        write(location, [added])
+        write(location, [changed], remove=["seongnam"])
+        write(location, remove=["bac-kan"])
+        final = [with_text("yamanashi", NAMED["yamanashi"]), changed, added]
+        updated = answers(open_store(location))
+        write(location, final, start_empty=True)
+        assert answers(open_store(location)) == updated
+        [thanh_hoa] = article_vocabulary("", "Thanh Hoa").tokens
+        assert updated["spread"][thanh_hoa] == (1, 1) and updated["spread"]["woo"] == (1, 1)  # the change landed
+        assert not updated["knows"]["Bac Kan"] and updated["knows"]["Hai Phong"]
+
+    def test_recomputed_names_and_vocabularies_replace_the_old_ones(self, location, sample):
+        """What a new names version does (rag.indexing): every chunk's and article's derived text, rewritten."""
+        with backend_for(location).writer(MANIFEST, start_empty=False, ivf_threshold=IVF_THRESHOLD) as writer:
+            writer.replace_derived_text(((p.row_id, frozenset({"name:zeta"}), ["zeta"]) for p in writer.passages()),
+                                        ((a.doc_id, article_vocabulary("", "Zeta Omega")) for a in writer.articles()))
+            writer.commit()
+        store = open_store(location)
+        assert store.name_spread(["name:zeta"]) == {"name:zeta": len(SAMPLE)}
+        assert len(store.lexical_search("Find Zeta", 100)[0]) == 2 * len(SAMPLE)
+        assert store.lexical_search(named("vi-1"), 10)[0] == []  # the old tokens are gone
+        n = len(SAMPLE)  # every article, its text "Zeta Omega" (the first word is no name phrase)
+        assert store.word_spread(["zeta", "omega", "wvi1"]) == {"zeta": (n, 0), "omega": (n, n)}
+
     # ------------------------------------------------------------ corpus statistics
 
     def test_the_stored_centroids_are_those_of_the_vectors(self, location, sample):
@@ -227,6 +291,27 @@ class StoreConformance:
         assert {"first-1", "second-1"} <= set(store.fingerprints())
         assert store.manifest.articles == len(SAMPLE) + 2 and store.manifest.chunks == 2 * (len(SAMPLE) + 2)
         assert len(store.search(unit(np.ones(DIM)), 100)) == store.manifest.chunks
+
+
+# the articles of the name vocabulary's tests: accents, aliases and titles as news writes them
+NAMED = {
+    "yamanashi": "Tỉnh Thanh Hóa và tỉnh Yamanashi ký kết hợp tác. Ông Nguyễn Quang Hải phát biểu.",
+    "bac-kan": "Cadangan timbal di Bắc Kạn terbesar. Kota Ho Chi Minh bekerja sama dengan Hanoi.",
+    "seongnam": "Wali Kota Seongnam Shin Sang Jin berkunjung ke Thanh Hoa.",
+}
+PROBES = ["Thanh Hoa", "Bac Kan", "TPHCM", "Shin Sang Jin", "Hai Phong", "Incheon", "Hanoi Union", "Lee Jang Woo",
+          "Seongnam", "Daejeon", "Yamanashi"]
+
+
+def answers(store) -> dict:
+    """Everything the vocabulary of ``store`` says about the probes and the words of the test articles."""
+    vocabulary = NameVocabulary(store)
+    words = {w for text in [*NAMED.values(), "Lee Jang Woo Daejeon Incheon Hải Phòng"]
+             for w in article_vocabulary("", text).words}
+    questions = [f"Who met {a} and {b}?" for a in PROBES for b in PROBES if a < b]
+    return {"spread": store.word_spread(words), "knows": {p: vocabulary.knows(p) for p in PROBES},
+            "naming": {q: vocabulary.articles_naming(q) for q in questions},
+            "in": store.articles_with_words(words)}
 
 
 def _keys_of(store, row_id: int) -> set[str]:

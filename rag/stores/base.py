@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from ..corpus import Article
 from ..filters import SearchFilters
 from ..retrieval import LanguageCentroids
 from ..store import Manifest, Passage, SentenceVectors
+
+if TYPE_CHECKING:
+    from ..names import ArticleVocabulary
 
 Ranking = list[tuple[int, float]]  # (row id, score), best first
 
@@ -72,6 +75,18 @@ class Store(Protocol):
                           filters: SearchFilters | None = None) -> dict[str, set[str]]:
         ...
 
+    def word_spread(self, words: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """Per word, how many articles contain it and how many have it in a name phrase (see
+        :func:`rag.names.article_vocabulary`); a word no article has is left out."""
+
+    def articles_with_words(self, words: Iterable[str], doc_ids: Iterable[str] | None = None) -> dict[str, set[str]]:
+        """Which of ``words`` each article contains (only the articles ``doc_ids`` when given; those containing
+        none are left out)."""
+
+    def mentions_phrase(self, tokens: list[str], rarest: str) -> bool:
+        """Whether some article's lexical tokens hold ``tokens`` in a row; only the articles containing ``rarest``
+        (one of ``tokens``, the one fewest articles contain) are read."""
+
     def article(self, doc_id: str) -> Article | None:
         ...
 
@@ -95,14 +110,19 @@ class StoreWriter(Protocol):
         ...
 
     def add_article(self, article: Article, chunks: list[Chunk], vectors: np.ndarray, sentences: list[SentenceVectors],
-                    derived: list[tuple[frozenset[str], list[str]]]) -> None:
-        ...
+                    derived: list[tuple[frozenset[str], list[str]]], vocabulary: ArticleVocabulary) -> None:
+        """Add an article with, per chunk, its vector, sentence vectors, name keys and lexical tokens, and the
+        article's vocabulary (:func:`rag.names.article_vocabulary`)."""
 
     def passages(self) -> list[Passage]:
         ...
 
-    def replace_derived_text(self, rows: Iterable[tuple[int, frozenset[str], list[str]]]) -> None:
-        ...
+    def articles(self) -> list[Article]:
+        """The articles of the new version."""
+
+    def replace_derived_text(self, rows: Iterable[tuple[int, frozenset[str], list[str]]],
+                             vocabularies: Iterable[tuple[str, ArticleVocabulary]]) -> None:
+        """Replace every chunk's (row id, name keys, lexical tokens) and every article's (doc id, vocabulary)."""
 
     def commit(self) -> Manifest:
         """Publish atomically, with the corpus statistics (lexical, names, centroids) brought up to date."""

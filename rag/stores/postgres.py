@@ -20,7 +20,9 @@ update at its next question.
 The corpus statistics are written at index time and updated incrementally:
 per generation, the chunk and term counts BM25 needs, and per language the sum
 of the chunk vectors and the chunk and article counts, from which the language
-centroids follow without reading a vector (:meth:`LanguageCentroids.from_sums`).
+centroids follow without reading a vector (:meth:`LanguageCentroids.from_sums`);
+per article, the words and tokens the name vocabulary asks about
+(:class:`rag.names.NameVocabulary`).
 
 The schema is created and upgraded by numbered migrations (:data:`MIGRATIONS`),
 applied under the writer lock when a writer or reader first connects.
@@ -44,7 +46,9 @@ from ..corpus import Article
 from ..filters import SearchFilters, article_day, filter_sql
 from ..language import detect_language, lexical_tokens, name_tokens
 from ..retrieval import LanguageCentroids
-from ..store import IndexCorrupt, IndexMissing, Manifest, Passage, SentenceVectors, StoreError, reentrant_writer_lock
+from ..names import ArticleVocabulary
+from ..store import (IndexCorrupt, IndexMissing, Manifest, Passage, SentenceVectors, StoreError, reentrant_writer_lock,
+                     vocabulary_rows)
 from .base import Ranking, redacted
 
 LOCK_KEY = 0x7261675F6E657773  # the writer lock's advisory key ("rag_news")
@@ -93,11 +97,24 @@ MIGRATIONS: list[tuple[int, str]] = [
     );
     CREATE INDEX chunk_names_chunk ON chunk_names (chunk_id);
     """),
+    (2, """
+    CREATE TABLE article_words (
+        word text NOT NULL, doc_id text NOT NULL, added bigint NOT NULL, in_text smallint NOT NULL,
+        in_name smallint NOT NULL, PRIMARY KEY (word, doc_id, added),
+        FOREIGN KEY (doc_id, added) REFERENCES articles ON DELETE CASCADE
+    );
+    CREATE INDEX article_words_article ON article_words (doc_id, added);
+    CREATE TABLE article_tokens (
+        doc_id text NOT NULL, added bigint NOT NULL, tokens text NOT NULL, PRIMARY KEY (doc_id, added),
+        FOREIGN KEY (doc_id, added) REFERENCES articles ON DELETE CASCADE
+    );
+    """),
 ]
 
 PASSAGE_COLUMNS = ('c.id, c.doc_id, c.position, a.title, a.url, a.lang, a.date, c.text, c.start, c."end", a.source')
 ARTICLE_COLUMNS = "a.doc_id, a.title, a.text, a.lang, a.url, a.date, a.location, a.fingerprint, a.source"
 PASSAGE_JOIN = "chunks c JOIN articles a ON a.doc_id = c.doc_id AND a.added = c.added"
+WORDS_JOIN = "article_words w JOIN articles a ON a.doc_id = w.doc_id AND a.added = w.added"
 
 
 def visible(table: str) -> str:
@@ -118,13 +135,79 @@ def _parse_vector(text: str) -> np.ndarray:
     return np.array(json.loads(text), dtype=np.float32)
 
 
-def connect(url: str) -> psycopg.Connection:
-    """An autocommit connection; a clear error naming the database (without its password) when it fails."""
+class IndexUnavailable(StoreError):
+    """The index database failed mid-query: the server stopped or restarted, the network dropped."""
+
+
+_LOST = (psycopg.OperationalError, psycopg.InterfaceError)  # a connection lost or closed, a server shutting down
+
+
+class _GuardedCursor(psycopg.Cursor):
+    """A cursor whose lost connection is :class:`IndexUnavailable`, whichever query meets it.
+
+    Without it a server restarted under a running ``rag serve`` surfaced as a raw psycopg traceback (or a
+    500 from the API) naming neither the index nor what to do.
+    """
+
+    def _guarded(self, call, *args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except _LOST as exc:
+            raise _unavailable(self.connection, exc) from exc
+
+    def execute(self, *args, **kwargs):
+        return self._guarded(super().execute, *args, **kwargs)
+
+    def executemany(self, *args, **kwargs):
+        return self._guarded(super().executemany, *args, **kwargs)
+
+    def fetchone(self):
+        return self._guarded(super().fetchone)
+
+    def fetchall(self):
+        return self._guarded(super().fetchall)
+
+    def fetchmany(self, *args, **kwargs):
+        return self._guarded(super().fetchmany, *args, **kwargs)
+
+    def __iter__(self):
+        return iter(self.fetchall())
+
+    @contextmanager
+    def copy(self, *args, **kwargs):
+        try:
+            with super().copy(*args, **kwargs) as copy:
+                yield copy
+        except _LOST as exc:
+            raise _unavailable(self.connection, exc) from exc
+
+
+class _Connection(psycopg.Connection):
+    url = ""  # redacted, for messages
+
+    def cursor(self, *args, **kwargs):
+        """A :class:`_GuardedCursor`; a connection already closed by a failure is :class:`IndexUnavailable` too."""
+        try:
+            return super().cursor(*args, **kwargs)
+        except _LOST as exc:
+            raise _unavailable(self, exc) from exc
+
+
+def _unavailable(db: _Connection, exc: Exception) -> IndexUnavailable:
+    return IndexUnavailable(f"the index database {db.url} failed mid-query ({str(exc).strip() or type(exc).__name__}); "
+                            "check that the server is running and reachable, then retry")
+
+
+def connect(url: str) -> _Connection:
+    """An autocommit connection whose failures mid-query are :class:`IndexUnavailable`; a clear error naming the
+    database (without its password) when it cannot connect."""
     try:
-        return psycopg.connect(url, autocommit=True)
+        db = _Connection.connect(url, autocommit=True, cursor_factory=_GuardedCursor)
     except psycopg.OperationalError as exc:
         raise StoreError(f"cannot connect to the index database {redacted(url)} ({str(exc).strip()}); "
                          "check the URL in --index / RAG_INDEX and that the server is running") from exc
+    db.url = redacted(url)
+    return db
 
 
 def migrate(db: psycopg.Connection) -> None:
@@ -307,6 +390,33 @@ class PostgresStore:
             named.setdefault(doc_id, set()).add(key)
         return named
 
+    def word_spread(self, words: Iterable[str]) -> dict[str, tuple[int, int]]:
+        words = list(set(words))
+        if not words:
+            return {}
+        return {word: (int(in_text), int(in_name)) for word, in_text, in_name in self._rows(
+            f"SELECT w.word, SUM(w.in_text), SUM(w.in_name) FROM {WORDS_JOIN} WHERE w.word = ANY(%(w)s) "
+            f"AND {visible('a')} GROUP BY w.word", {"w": words})}
+
+    def articles_with_words(self, words: Iterable[str], doc_ids: Iterable[str] | None = None) -> dict[str, set[str]]:
+        words = list(set(words))
+        where, params = "", {"w": words}
+        if doc_ids is not None:
+            where, params = " AND w.doc_id = ANY(%(d)s)", {**params, "d": list(doc_ids)}
+        found: dict[str, set[str]] = {}
+        if words:
+            for doc_id, word in self._rows(f"SELECT w.doc_id, w.word FROM {WORDS_JOIN} WHERE w.in_text = 1 AND "
+                                           f"w.word = ANY(%(w)s){where} AND {visible('a')}", params):
+                found.setdefault(doc_id, set()).add(word)
+        return found
+
+    def mentions_phrase(self, tokens: list[str], rarest: str) -> bool:
+        return bool(self._rows(
+            f"SELECT 1 FROM {WORDS_JOIN} JOIN article_tokens t ON t.doc_id = w.doc_id AND t.added = w.added "
+            f"WHERE w.word = %(word)s AND w.in_text = 1 AND {visible('a')} "
+            "AND strpos(' ' || t.tokens || ' ', %(phrase)s) > 0 LIMIT 1",
+            {"word": rarest, "phrase": f" {' '.join(tokens)} "}))
+
     def fingerprints(self) -> dict[str, str]:
         return dict(self._rows(f"SELECT doc_id, fingerprint FROM articles a WHERE {visible('a')}"))
 
@@ -371,7 +481,7 @@ class PostgresWriter:
                                   "AND attname = 'embedding'").fetchone()[0]
         if current == dim:
             return
-        for table in ("chunk_terms", "chunk_names", "chunks", "articles"):
+        for table in ("chunk_terms", "chunk_names", "chunks", "articles"):  # article_words and _tokens cascade
             self.db.execute(f"DELETE FROM {table}")
         self.chunks, self.terms, self.languages = 0, 0, {}
         self.db.execute("DROP INDEX IF EXISTS chunks_embedding")
@@ -409,46 +519,67 @@ class PostgresWriter:
         self.languages[lang] = (total + vector_sum, n + chunks, a + articles)
 
     def add_article(self, article: Article, chunks: list[Chunk], vectors: np.ndarray, sentences: list[SentenceVectors],
-                    derived: list[tuple[frozenset[str], list[str]]]) -> None:
+                    derived: list[tuple[frozenset[str], list[str]]], vocabulary: ArticleVocabulary) -> None:
         params = {**asdict(article), "day": _day(article.date), "g": self.g}
         self.db.execute("INSERT INTO articles (doc_id, title, text, lang, url, date, location, fingerprint, source, "
                         "day, added) VALUES (%(doc_id)s, %(title)s, %(text)s, %(lang)s, %(url)s, %(date)s, "
                         "%(location)s, %(fingerprint)s, %(source)s, %(day)s, %(g)s)", params)
+        self._write_vocabulary(article.doc_id, self.g, vocabulary)
         vectors = np.asarray(vectors, dtype=np.float32)
-        with self.db.cursor() as cursor:
-            for c, v, s, (keys, tokens) in zip(chunks, vectors, sentences, derived, strict=True):
-                row_id = cursor.execute(
-                    'INSERT INTO chunks (doc_id, position, start, "end", n_tokens, text, lang, embedding, '
-                    "sentence_spans, sentence_vectors, n_terms, added) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::vector, %s, %s, %s, %s) RETURNING id",
-                    (c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, article.lang, _vector_literal(v),
-                     json.dumps(s.spans), np.asarray(s.vectors, dtype=np.float16).tobytes(), len(tokens), self.g),
-                ).fetchone()[0]
-                self._write_derived_text(cursor, row_id, keys, tokens)
+        ids = [row[0] for row in self.db.execute(
+            "SELECT nextval(pg_get_serial_sequence('chunks', 'id')) FROM generate_series(1, %s)", (len(chunks),))]
+        self._copy('chunks (id, doc_id, position, start, "end", n_tokens, text, lang, embedding, sentence_spans, '
+                   "sentence_vectors, n_terms, added)",
+                   ((i, c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, article.lang, _vector_literal(v),
+                     json.dumps(s.spans), np.asarray(s.vectors, dtype=np.float16).tobytes(), len(tokens), self.g)
+                    for i, c, v, s, (_, tokens) in zip(ids, chunks, vectors, sentences, derived, strict=True)))
+        self._write_derived_text((i, keys, tokens) for i, (keys, tokens) in zip(ids, derived))
         self._count(article.lang, vectors.astype(np.float64).sum(axis=0), len(chunks), 1)
         self.chunks += len(chunks)
         self.terms += sum(len(tokens) for _, tokens in derived)
 
-    @staticmethod
-    def _write_derived_text(cursor, row_id: int, keys: frozenset[str], tokens: list[str]) -> None:
-        cursor.executemany("INSERT INTO chunk_names (key, chunk_id) VALUES (%s, %s)", [(k, row_id) for k in sorted(keys)])
-        cursor.executemany("INSERT INTO chunk_terms (term, chunk_id, tf) VALUES (%s, %s, %s)",
-                           [(term, row_id, tf) for term, tf in Counter(tokens).items()])
+    def _copy(self, target: str, rows: Iterable[tuple]) -> None:
+        """``rows`` into ``target`` (a table and its columns) by COPY: bulk rows at a fraction of INSERTs' cost
+        (filling 10k chunks row by row took 3x the embedded store's time, bench/README.md §10)."""
+        with self.db.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _write_derived_text(self, rows: Iterable[tuple[int, frozenset[str], list[str]]]) -> None:
+        """Each chunk's (row id, name keys, lexical tokens) as its names and term frequencies."""
+        rows = list(rows)
+        self._copy("chunk_names (key, chunk_id)", ((key, i) for i, keys, _ in rows for key in sorted(keys)))
+        self._copy("chunk_terms (term, chunk_id, tf)",
+                   ((term, i, tf) for i, _, tokens in rows for term, tf in Counter(tokens).items()))
+
+    def _write_vocabulary(self, doc_id: str, added: int, vocabulary: ArticleVocabulary) -> None:
+        self._copy("article_words (word, doc_id, added, in_text, in_name)", vocabulary_rows(doc_id, added, vocabulary))
+        self.db.execute("INSERT INTO article_tokens (doc_id, added, tokens) VALUES (%s, %s, %s)",
+                        (doc_id, added, " ".join(vocabulary.tokens)))
 
     def passages(self) -> list[Passage]:
         rows = self.db.execute(f"SELECT {PASSAGE_COLUMNS} FROM {PASSAGE_JOIN} WHERE {visible('c')} ORDER BY c.id",
                                {"g": self.g})
         return [Passage(*row) for row in rows]
 
-    def replace_derived_text(self, rows: Iterable[tuple[int, frozenset[str], list[str]]]) -> None:
-        """Replace every chunk's name keys and lexical tokens (another names version found them)."""
-        rows = list(rows)
-        self.db.execute("DELETE FROM chunk_names")
-        self.db.execute("DELETE FROM chunk_terms")
-        with self.db.cursor() as cursor:
-            for row_id, keys, tokens in rows:
-                self._write_derived_text(cursor, row_id, keys, tokens)
-                cursor.execute("UPDATE chunks SET n_terms = %s WHERE id = %s", (len(tokens), row_id))
+    def articles(self) -> list[Article]:
+        rows = self.db.execute(f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE {visible('a')} ORDER BY a.doc_id",
+                               {"g": self.g})
+        return [Article(*row) for row in rows]
+
+    def replace_derived_text(self, rows: Iterable[tuple[int, frozenset[str], list[str]]],
+                             vocabularies: Iterable[tuple[str, ArticleVocabulary]]) -> None:
+        """Replace every chunk's name keys and lexical tokens and every article's vocabulary (another names version
+        found them)."""
+        rows, vocabularies = list(rows), list(vocabularies)
+        for table in ("chunk_names", "chunk_terms", "article_words", "article_tokens"):
+            self.db.execute(f"DELETE FROM {table}")
+        self._write_derived_text(rows)
+        self.db.execute("UPDATE chunks SET n_terms = v.n FROM unnest(%s::bigint[], %s::int[]) AS v(id, n) "
+                        "WHERE chunks.id = v.id", ([i for i, _, _ in rows], [len(tokens) for _, _, tokens in rows]))
+        added = dict(self.db.execute(f"SELECT doc_id, added FROM articles a WHERE {visible('a')}", {"g": self.g}))
+        for doc_id, vocabulary in vocabularies:
+            self._write_vocabulary(doc_id, added[doc_id], vocabulary)
         self.terms = self.db.execute(f"SELECT COALESCE(SUM(n_terms), 0) FROM chunks c WHERE {visible('c')}",
                                      {"g": self.g}).fetchone()[0]
 
