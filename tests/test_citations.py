@@ -209,3 +209,22 @@ def test_a_claim_is_checked_against_every_passage_of_its_article(seed_assistant,
     wrong = check_answer("Wali Kota Daejeon adalah Bapak Shin Sang Jin [1].", [daejeon], seed_assistant.embedder,
                          sentences, "id")
     assert wrong.unusable and "Shin Sang Jin" in wrong.notes[0]
+
+
+def test_a_cited_source_that_does_not_say_the_claim_loses_its_marker(seed_assistant, passages):
+    """local-llm's reply to q003 on a tail asking for a number after each sentence (eval/README.md): [2] is
+    the Thanh Hoa-Yamanashi forum, which never mentions the 14 businesses; only [1] stays, with a note."""
+    claim = "14 Korean businesses took part in the Seongnam delegation's business trip to Thanh Hoa."
+    checked = check(seed_assistant, passages, f"{claim} [1][2]", "hanya 14 bisnis", YAMANASHI_AGREED)
+    assert checked.unusable is None and checked.text == f"{claim} [1]"
+    assert checked.notes == (f"Removed citation marker(s) [2] from “{claim}”: that source does not say it.",)
+    assert [(c.n, c.supported) for c in checked.citations] == [(1, True)]
+
+
+def test_two_sources_together_do_not_back_what_neither_says(seed_assistant, passages):
+    """Seongnam's article names its mayor, Daejeon's names Daejeon: citing both, the wrong mayor is still wrong."""
+    checked = check(seed_assistant, passages, "Wali Kota Daejeon adalah Bapak Shin Sang Jin. [1][2]",
+                    SEONGNAM_MAYOR, "Đoàn Hội đồng TP Daejeon - Hàn Quốc")
+    assert checked.unusable and checked.text == "Wali Kota Daejeon adalah Bapak Shin Sang Jin. [1][2] ⚠"
+    assert "its source does not mention" in checked.notes[0]
+    assert [(c.n, c.supported) for c in checked.citations] == [(1, False), (2, False)]
