@@ -273,8 +273,7 @@ class Assistant:
             return CheckedAnswer("", (), (), "it was empty")
         clock = time.perf_counter()
         passages = snapshot.sentences_of([hit for source in sources for hit in source])
-        checked = citations.check_answer(reply.strip(), sources, self.embedder, passages, asked.lang,
-                                         asked.standalone)
+        checked = citations.check_answer(reply.strip(), sources, self.embedder, passages, asked.lang)
         asked.timings["cite"] = time.perf_counter() - clock
         if checked.unusable:
             return checked

@@ -211,21 +211,11 @@ def _sentence_spans(text: str, lang: str) -> tuple[list[tuple[int, int]], list[s
 # ------------------------------------------------------------------------------- checking claims
 
 
-def supports(claim: str, claim_vector: np.ndarray, passages: Mapping[Hashable, tuple[str, SentenceVectors]],
-             question: str = "") -> Support:
-    """Whether the cited ``passages`` (any key → text and stored sentences) back ``claim``, all of them together.
-
-    A name other than a place that the ``question`` spells word for word is the question's subject, not a
-    claim of the answer: a real model answered "Bapak Nguyen Ngoc Ky chairs the Hanoi Union of Friendship
-    Organizations. [1]" (right) from an Indonesian article that writes "Persatuan Organisasi Persahabatan
-    Hanoi", and the English name's words were not in it (eval/README.md).  Places stay checked by key:
-    "Wali Kota Daejeon …" asked about Daejeon must still cite an article naming Daejeon.
-    """
+def supports(claim: str, claim_vector: np.ndarray, passages: Mapping[Hashable, tuple[str, SentenceVectors]]) -> Support:
+    """Whether the cited ``passages`` (any key → text and stored sentences) back ``claim``, all of them together."""
     text = "\n".join(passage for passage, _ in passages.values())
     places, words = gazetteer_keys(text), set(re.findall(r"\w+", fold(text)))
-    asked = set(re.findall(r"\w+", fold(question)))
-    missing_names = tuple(dict.fromkeys(m.surface for m in find_names(claim)
-                                        if not _name_found(m, places, words, asked)))
+    missing_names = tuple(dict.fromkeys(m.surface for m in find_names(claim) if not _name_found(m, places, words)))
     missing_numbers = tuple(sorted(numbers_in(claim) - numbers_in(text)))
     quotes = {}
     for key, (passage, own) in passages.items():
@@ -236,7 +226,7 @@ def supports(claim: str, claim_vector: np.ndarray, passages: Mapping[Hashable, t
     return Support(missing_names, missing_numbers, best, quotes, missing_roles)
 
 
-def _name_found(mention: NameMention, places: frozenset[str], words: set[str], asked: set[str]) -> bool:
+def _name_found(mention: NameMention, places: frozenset[str], words: set[str]) -> bool:
     """A place or country by its key, in any language; another name by half of its words.
 
     People keep their names across languages but not their titles
@@ -246,8 +236,6 @@ def _name_found(mention: NameMention, places: frozenset[str], words: set[str], a
     own = [w for w in fold(mention.surface).split() if len(w) > 1]
     if not mention.key.startswith("name:"):
         return mention.key in places or all(w in words for w in own)
-    if own and all(w in asked for w in own):  # the question's own name, in its words (see supports)
-        return True
     return not own or sum(w in words for w in own) >= NAME_WORDS_FOUND * len(own)
 
 
@@ -259,7 +247,7 @@ def is_lead_in(sentence: str) -> bool:
 
 def check_answer(
     answer: str, sources: Sequence[Sequence[Hit]], embedder: Embedder, sentences_of: Mapping[int, SentenceVectors],
-    lang: str = "en", question: str = "",
+    lang: str = "en",
 ) -> CheckedAnswer:
     """``answer`` with canonical markers and ⚠ on every sentence its sources do not back; ``[1]`` is ``sources[0]``.
 
@@ -268,7 +256,7 @@ def check_answer(
     answer citing its article's other passage is backed.  ``sentences_of``
     maps a passage's row id to its stored sentences.  The answer is
     ``unusable`` when it has no text besides markers, or when none of its
-    claims is backed.  ``question`` is what the answer answers (see :func:`supports`).
+    claims is backed.
     """
     parsed = parse(answer, lang)
     notes = _removed_markers_note(parsed, len(sources))
@@ -280,8 +268,7 @@ def check_answer(
     support: dict[int, Support] = {}
     for i, vector in zip(checked, vectors):
         cited = valid[i]
-        valid[i], support[i] = _backing_sources(parsed.sentences[i].text, vector, cited, sources, sentences_of,
-                                                question)
+        valid[i], support[i] = _backing_sources(parsed.sentences[i].text, vector, cited, sources, sentences_of)
         if valid[i] != cited:
             dropped = [f"[{n}]" for n in cited if n not in valid[i]]
             notes.append(f"Removed citation marker(s) {''.join(dropped)} from “{parsed.sentences[i].text}”: "
@@ -309,7 +296,7 @@ def check_answer(
 
 
 def _backing_sources(claim: str, vector: np.ndarray, cited: tuple[int, ...], sources: Sequence[Sequence[Hit]],
-                     sentences_of: Mapping[int, SentenceVectors], question: str) -> tuple[tuple[int, ...], Support]:
+                     sentences_of: Mapping[int, SentenceVectors]) -> tuple[tuple[int, ...], Support]:
     """The cited sources that back ``claim`` each on its own, and their support; when none does, all of them,
     with the support of the one that comes closest (it says why the claim is not backed).
 
@@ -321,7 +308,7 @@ def _backing_sources(claim: str, vector: np.ndarray, cited: tuple[int, ...], sou
     """
     def support_of(numbers: Sequence[int]) -> Support:
         return supports(claim, vector, {hit: (hit.passage.text, sentences_of[hit.passage.row_id])
-                                        for n in numbers for hit in sources[n - 1]}, question)
+                                        for n in numbers for hit in sources[n - 1]})
 
     alone = {n: support_of((n,)) for n in cited}
     backing = tuple(n for n in cited if alone[n].backed)
