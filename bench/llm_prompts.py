@@ -100,8 +100,10 @@ def _composed(*, question_first: bool = False, plain: bool = False, tail: str | 
     refusal line after the question."""
 
     def build(question, hits, lang):
-        messages, included = chosen(question, hits, lang)
-        blocks = [_plain_block(n, h) if plain else _xml_block(n, h, True) for n, h in enumerate(included, 1)]
+        messages, _ = chosen(question, hits, lang)
+        settings = load_settings()
+        blocks, included = fit_sources(hits, lambda n, h: _plain_block(n, h) if plain else _xml_block(n, h, True),
+                                       settings.context_tokens, settings.encoding)
         request = ANSWER_REQUEST.format(language=language_name(lang))
         if tail:
             request += " " + tail.format(sentinel=REFUSAL_SENTINEL)
@@ -149,12 +151,23 @@ def stream_raw(client: httpx.Client, base_url: str, model: str, messages: list[d
             "seconds": time.perf_counter() - started, "first_token_seconds": first}
 
 
+def _first(source: Hit | tuple[Hit, ...]) -> Hit:
+    """A variant's source ``[n]``: one passage, or (``chosen``) the passages of one article."""
+    return source[0] if isinstance(source, tuple) else source
+
+
+def _source_record(n: int, source: Hit | tuple[Hit, ...]) -> dict:
+    if isinstance(source, tuple):
+        return {"n": n, "doc_id": source[0].passage.doc_id, "chunk_ids": [h.passage.chunk_id for h in source]}
+    return {"n": n, "doc_id": source.passage.doc_id, "chunk_id": source.passage.chunk_id}
+
+
 def score(question: EvalQuestion, reply: str, included: list[Hit]) -> dict:
     """The metrics of one reply, read from the raw text (the product's citation resolver is not involved)."""
     text = strip_think(reply).strip()
     refused = is_refusal(text) or not text
     numbers = [int(n) for n in MARKER.findall(text)]
-    cited = [included[n - 1].passage.doc_id if 0 < n <= len(included) else f"invalid:{n}" for n in numbers]
+    cited = [_first(included[n - 1]).passage.doc_id if 0 < n <= len(included) else f"invalid:{n}" for n in numbers]
     prose = strip_citation_markers(text).replace("[n]", "").strip()
     record = {
         "refused": refused,
@@ -218,8 +231,7 @@ def run_variant(variant: Variant, questions: list[EvalQuestion], assistant: Assi
             record = {"id": q.id, "question": q.question, "lang": q.lang, "answerable": q.answerable,
                       "expected": list(q.answers), "gold_docs": list(q.gold_docs), "variant": variant.name,
                       "messages": messages, "model": settings.llm_model,
-                      "sources": [{"n": n, "doc_id": h.passage.doc_id, "chunk_id": h.passage.chunk_id}
-                                  for n, h in enumerate(included, 1)],
+                      "sources": [_source_record(n, source) for n, source in enumerate(included, 1)],
                       **raw}
             record.update(score(q, raw["reply"], included))
             records.append(record)

@@ -262,7 +262,7 @@ class Assistant:
         timings["generate"] = time.perf_counter() - clock
         return text, reply.finish_reason
 
-    def _checked(self, snapshot: IndexSnapshot, asked: Asked, reply: str, sources: list[Hit],
+    def _checked(self, snapshot: IndexSnapshot, asked: Asked, reply: str, sources: list[tuple[Hit, ...]],
                  cut: str | None = None) -> Answer | CheckedAnswer:
         """The generated answer with its citations checked; the check itself when the reply is unusable.
 
@@ -273,8 +273,8 @@ class Assistant:
         if not reply.strip():
             return CheckedAnswer("", (), (), "it was empty")
         clock = time.perf_counter()
-        checked = citations.check_answer(reply.strip(), sources, self.embedder, snapshot.sentences_of(sources),
-                                         asked.lang)
+        passages = snapshot.sentences_of([hit for source in sources for hit in source])
+        checked = citations.check_answer(reply.strip(), sources, self.embedder, passages, asked.lang)
         asked.timings["cite"] = time.perf_counter() - clock
         if checked.unusable:
             return checked

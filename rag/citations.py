@@ -23,8 +23,8 @@ claims these rules were chosen on.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -83,7 +83,7 @@ class Support:
     missing_names: tuple[str, ...]
     missing_numbers: tuple[str, ...]
     similarity: float  # the best cosine of the claim and a sentence of the passages
-    quotes: Mapping[int, tuple[str, float]]  # source number -> its sentence closest to the claim, and the cosine
+    quotes: Mapping[Hashable, tuple[str, float]]  # passage -> its sentence closest to the claim, and the cosine
     # offices the claim gives that the passages never name: a real model answered "Wali Kota Daejeon adalah
     # ông Nguyễn Văn Thọ" from an article naming Daejeon and Mr Tho (a Vietnamese council's vice chairman)
     missing_roles: tuple[str, ...] = ()
@@ -211,16 +211,16 @@ def _sentence_spans(text: str, lang: str) -> tuple[list[tuple[int, int]], list[s
 # ------------------------------------------------------------------------------- checking claims
 
 
-def supports(claim: str, claim_vector: np.ndarray, passages: Mapping[int, tuple[str, SentenceVectors]]) -> Support:
-    """Whether the cited ``passages`` (source number → text and stored sentences) back ``claim``."""
+def supports(claim: str, claim_vector: np.ndarray, passages: Mapping[Hashable, tuple[str, SentenceVectors]]) -> Support:
+    """Whether the cited ``passages`` (any key → text and stored sentences) back ``claim``, all of them together."""
     text = "\n".join(passage for passage, _ in passages.values())
     places, words = gazetteer_keys(text), set(re.findall(r"\w+", fold(text)))
     missing_names = tuple(dict.fromkeys(m.surface for m in find_names(claim) if not _name_found(m, places, words)))
     missing_numbers = tuple(sorted(numbers_in(claim) - numbers_in(text)))
     quotes = {}
-    for n, (passage, own) in passages.items():
+    for key, (passage, own) in passages.items():
         closest, similarity = own.closest(claim_vector)
-        quotes[n] = (own.texts(passage)[closest], similarity)
+        quotes[key] = (own.texts(passage)[closest], similarity)
     best = max(similarity for _, similarity in quotes.values())
     missing_roles = tuple(sorted(roles_in(claim) - roles_in(text)))
     return Support(missing_names, missing_numbers, best, quotes, missing_roles)
@@ -246,14 +246,17 @@ def is_lead_in(sentence: str) -> bool:
 
 
 def check_answer(
-    answer: str, sources: Sequence[Hit], embedder: Embedder, sentences_of: Mapping[int, SentenceVectors],
+    answer: str, sources: Sequence[Sequence[Hit]], embedder: Embedder, sentences_of: Mapping[int, SentenceVectors],
     lang: str = "en",
 ) -> CheckedAnswer:
     """``answer`` with canonical markers and ⚠ on every sentence its sources do not back; ``[1]`` is ``sources[0]``.
 
-    ``sentences_of`` maps a source's row id to its stored sentences.  The
-    answer is ``unusable`` when it has no text besides markers, or when none
-    of its claims is backed.
+    A source is the passages of one article (``rag.generation.by_article``):
+    a claim citing it is checked against all of them together, so a right
+    answer citing its article's other passage is backed.  ``sentences_of``
+    maps a passage's row id to its stored sentences.  The answer is
+    ``unusable`` when it has no text besides markers, or when none of its
+    claims is backed.
     """
     parsed = parse(answer, lang)
     notes = _removed_markers_note(parsed, len(sources))
@@ -264,8 +267,12 @@ def check_answer(
     vectors = embedder.embed_queries([parsed.sentences[i].text for i in checked]) if checked else []
     support: dict[int, Support] = {}
     for i, vector in zip(checked, vectors):
-        passages = {n: (sources[n - 1].passage.text, sentences_of[sources[n - 1].passage.row_id]) for n in valid[i]}
-        support[i] = supports(parsed.sentences[i].text, vector, passages)
+        cited = valid[i]
+        valid[i], support[i] = _backing_sources(parsed.sentences[i].text, vector, cited, sources, sentences_of)
+        if valid[i] != cited:
+            dropped = [f"[{n}]" for n in cited if n not in valid[i]]
+            notes.append(f"Removed citation marker(s) {''.join(dropped)} from “{parsed.sentences[i].text}”: "
+                         f"{'that source does' if len(dropped) == 1 else 'those sources do'} not say it.")
 
     pieces, claims, backed_claims = [], 0, 0
     for i, sentence in enumerate(parsed.sentences):
@@ -288,20 +295,47 @@ def check_answer(
     return CheckedAnswer("".join(pieces), citations, tuple(notes))
 
 
+def _backing_sources(claim: str, vector: np.ndarray, cited: tuple[int, ...], sources: Sequence[Sequence[Hit]],
+                     sentences_of: Mapping[int, SentenceVectors]) -> tuple[tuple[int, ...], Support]:
+    """The cited sources that back ``claim`` each on its own, and their support; when none does, all of them,
+    with the support of the one that comes closest (it says why the claim is not backed).
+
+    A real model wrote "14 Korean businesses took part in the Seongnam delegation's business trip to Thanh
+    Hoa. [1][2]" where only [1] says so (eval/README.md): checked together, [2] would be shown as backing a
+    claim its article never makes.  And two articles together must not back what neither says: Seongnam's
+    names Shin Sang Jin as mayor, Daejeon's names Daejeon, and "Wali Kota Daejeon adalah Bapak Shin Sang Jin
+    [1][2]" is still wrong.
+    """
+    def support_of(numbers: Sequence[int]) -> Support:
+        return supports(claim, vector, {hit: (hit.passage.text, sentences_of[hit.passage.row_id])
+                                        for n in numbers for hit in sources[n - 1]})
+
+    alone = {n: support_of((n,)) for n in cited}
+    backing = tuple(n for n in cited if alone[n].backed)
+    if backing:
+        return backing, alone[backing[0]] if len(backing) == 1 else support_of(backing)
+    closest = max(alone.values(), key=lambda s: (-len(s.missing_names + s.missing_numbers + s.missing_roles),
+                                                 s.similarity))
+    return cited, replace(closest, quotes={key: quote for s in alone.values() for key, quote in s.quotes.items()})
+
+
 def _removed_markers_note(parsed: Parsed, n_sources: int) -> list[str]:
     dangling = sorted({n for s in parsed.sentences for n in s.cites if not 1 <= n <= n_sources})
     removed = [*dict.fromkeys(parsed.placeholders), *(f"[{n}]" for n in dangling)]
     return [f"Removed citation marker(s) {', '.join(removed)}: no such source."] if removed else []
 
 
-def _citations(sources: Sequence[Hit], valid: list[tuple[int, ...]], support: dict[int, Support]) -> tuple[Citation, ...]:
-    """One citation per cited source: the sentence it backs best, supported when any sentence citing it is backed."""
-    best: dict[int, tuple[float, str]] = {}
+def _citations(sources: Sequence[Sequence[Hit]], valid: list[tuple[int, ...]],
+               support: dict[int, Support]) -> tuple[Citation, ...]:
+    """One citation per cited source: its passage and sentence that back a claim best, supported when any
+    sentence citing it is backed."""
+    best: dict[int, tuple[float, str, Hit]] = {}
     backed: dict[int, bool] = {}
     for i, check in support.items():
         for n in valid[i]:
             backed[n] = backed.get(n, False) or check.backed
-            quote, similarity = check.quotes[n]
-            if n not in best or similarity > best[n][0]:
-                best[n] = (similarity, quote)
-    return tuple(Citation(n, sources[n - 1], best[n][1], backed[n]) for n in sorted(best))
+            for hit in sources[n - 1]:
+                quote, similarity = check.quotes[hit]
+                if n not in best or similarity > best[n][0]:
+                    best[n] = (similarity, quote, hit)
+    return tuple(Citation(n, best[n][2], best[n][1], backed[n]) for n in sorted(best))

@@ -298,11 +298,43 @@ def real_title(passage: Passage) -> str | None:
     return title
 
 
-def _source_block(n: int, hit: Hit) -> str:
-    p = hit.passage
-    attrs = {"id": str(n), "title": real_title(p), "lang": language_name(p.lang), "date": p.date}
+def _source_block(n: int, source: Sequence[Hit]) -> str:
+    """Source ``[n]``: one article's header and its retrieved passages (see :func:`by_article`)."""
+    first = source[0].passage
+    titles = [real_title(hit.passage) for hit in source]
+    attrs = {"id": str(n), "title": None if None in titles else titles[0], "lang": language_name(first.lang),
+             "date": first.date}
     header = " ".join(f'{k}="{html.escape(" ".join(v.split()))}"' for k, v in attrs.items() if v)
-    return f"<source {header}>\n{_sanitise(p.text.strip())}\n</source>"
+    return f"<source {header}>\n{_sanitise(article_text(source))}\n</source>"
+
+
+def article_text(source: Sequence[Hit]) -> str:
+    """The passages of one article in document order, the overlap of neighbours given once; an ellipsis line
+    stands for the text between passages that are not neighbours."""
+    pieces, previous = [], None
+    for hit in source:
+        p = hit.passage
+        if previous is not None and p.position == previous.position + 1:
+            overlap = previous.end - p.start
+            pieces.append(p.text[overlap:].rstrip() if overlap > 0 else "\n" + p.text.strip())
+        else:
+            pieces.append(("\n…\n" if pieces else "") + p.text.strip())
+        previous = p
+    return "".join(pieces).strip()
+
+
+def by_article(hits: Sequence[Hit]) -> list[tuple[Hit, ...]]:
+    """The hits grouped into one source per article, articles in the rank order of their best hit, each
+    article's passages in document order.
+
+    A real model cited the right article's other passage ("The mayor of Seongnam … is Bapak Shin Sang Jin
+    [2]" with the name in [1]): when a number stands for an article, that cannot happen, and a citation of
+    another article (Daejeon's for Seongnam's mayor) is still one the claim check rejects.
+    """
+    grouped: dict[str, list[Hit]] = {}
+    for hit in hits:
+        grouped.setdefault(hit.passage.doc_id, []).append(hit)
+    return [tuple(sorted(group, key=lambda hit: hit.passage.position)) for group in grouped.values()]
 
 
 def _strip_citations(text: str) -> str:
@@ -365,25 +397,27 @@ def build_messages(
     answer_lang: str,
     budget_tokens: int,
     encoding: str,
-) -> tuple[list[dict], list[Hit]]:
-    """Chat messages for ``question`` and the hits they include; source ``[n]`` is ``included[n-1]``.
+) -> tuple[list[dict], list[tuple[Hit, ...]]]:
+    """Chat messages for ``question`` and the sources they include; source ``[n]`` is ``sources[n-1]``, the
+    retrieved passages of one article (:func:`by_article`).
 
-    Passages are kept whole and in the given order while they fit
-    ``budget_tokens`` (one that does not fit is skipped, a later shorter one may
-    still go in); the first is always kept so the model has something to cite.
+    Passages are kept whole, in rank order, while they fit ``budget_tokens``
+    (one that does not fit is skipped, a later shorter one may still go in);
+    the first is always kept so the model has something to cite.
     History gets a quarter of the budget on top.
     """
-    blocks, included = fit_sources(hits, _source_block, budget_tokens, encoding)
+    _, included = fit_sources(hits, lambda n, hit: _source_block(n, (hit,)), budget_tokens, encoding)
+    sources = by_article(included)
     language = language_name(answer_lang)
     system = SYSTEM_PROMPT.format(language=language, sentinel=REFUSAL_SENTINEL)
-    sources = "\n\n".join(blocks) or "(no sources)"
+    blocks = "\n\n".join(_source_block(n, source) for n, source in enumerate(sources, 1)) or "(no sources)"
     # The refusal rule is in the system prompt only: repeated after the question, the small model took it
     # as the expected reply and refused questions whose answer was in the sources (eval/README.md).
-    user = f"Sources:\n{sources}\n\nQuestion: {question.strip()}\n\n{ANSWER_REQUEST.format(language=language)}"
+    user = f"Sources:\n{blocks}\n\nQuestion: {question.strip()}\n\n{ANSWER_REQUEST.format(language=language)}"
     messages = [{"role": "system", "content": system}]
     messages += _history_messages(history, budget_tokens // 4, encoding)
     messages.append({"role": "user", "content": user})
-    return messages, included
+    return messages, sources
 
 
 def _refusal_core(text: str) -> str:

@@ -122,6 +122,19 @@ def test_the_wrong_mayor_is_not_presented_as_an_answer(with_llm, llm_server):
     assert note.startswith("Jawaban model bahasa tidak dipakai (") and "none of its claims is backed" in note
 
 
+@pytest.mark.parametrize("name", ["article-sources-wrong-mayor", "article-sources-wrong-article"])
+def test_a_real_answer_citing_an_article_that_does_not_name_its_person_is_not_shown(with_llm, llm_server, name):
+    """Recorded on the article-sources prompt (2026-12-02): Seongnam's mayor given for Daejeon citing the
+    Daejeon article, and the right mayor citing only the Thanh Hoa-Yamanashi article; neither is backed."""
+    recorded = load_fixture(name)
+    llm_server.script(fixture_reply(name))
+    answer = ungated(with_llm).answer(recorded["question"])
+    assert len(llm_server.chat_requests) == 1
+    assert llm_server.chat_requests[0].body["messages"] == recorded["messages"]  # the prompt it was recorded on
+    assert answer.mode == MODE_EXTRACTIVE or answer.refused
+    assert any("none of its" in note for note in answer.notes)
+
+
 def test_markers_before_their_sentences_and_placeholders_are_read(with_llm, llm_server):
     def respond(request):
         [n, *_] = source_numbers_of(llm_server.last_request, YAMANASHI)
@@ -318,9 +331,9 @@ def test_a_recorded_reply_of_a_real_model_is_shown_only_as_checked(seed_assistan
         assert answer.refused and answer.text == message("not_found", recorded["lang"])
         return
     by_chunk = {p.chunk_id: p for p in seed_assistant.store.all_passages()}
-    sources = [Hit(s["n"], 1.0, by_chunk[s["chunk_id"]]) for s in sorted(recorded["sources"], key=lambda s: s["n"])]
+    sources = recorded_sources(recorded, by_chunk)
     checked = check_answer(reply, sources, embedder, seed_assistant.store.sentence_vectors(
-        hit.passage.row_id for hit in sources), recorded["lang"])
+        hit.passage.row_id for source in sources for hit in source), recorded["lang"])
     if checked.unusable:
         return
     supported = {c.n for c in checked.citations if c.supported}
@@ -332,6 +345,13 @@ def test_a_recorded_reply_of_a_real_model_is_shown_only_as_checked(seed_assistan
         flagged = checked.text[checked.text.index(shown) + len(shown):].startswith(" ⚠")
         assert flagged or set(cited) & supported, sentence
         assert not flagged or any(sentence.text in note for note in checked.notes), sentence
+
+
+def recorded_sources(recorded: dict, by_chunk: dict) -> list[tuple[Hit, ...]]:
+    """What each ``[n]`` of a transcript pointed to: one passage (prompts before sources were articles) or an
+    article's passages (``chunk_ids``)."""
+    return [tuple(Hit(s["n"], 1.0, by_chunk[chunk]) for chunk in s.get("chunk_ids", [s.get("chunk_id")]))
+            for s in sorted(recorded["sources"], key=lambda s: s["n"])]
 
 
 def first_answers_reading_no_whole_corpus(assistant: Assistant, store_class, monkeypatch) -> None:

@@ -19,6 +19,7 @@ from rag.retrieval import Hit
 CLAIMS = Path(__file__).parent / "data" / "claims.jsonl"
 YAMANASHI_AGREED = "Wakil wilayah Yamanashi bersetuju dengan kandungan cadangan"
 SEONGNAM_MAYOR = "Di pihak Kota Seongnam, ada Bapak Shin Sang Jin"
+SEONGNAM_DOC, DAEJEON_DOC = "000_4c94815e66c1bf8a", "003_6c45966e1ec7bc90"
 
 
 def cites(answer: str) -> list[tuple[str, tuple[int, ...]]]:
@@ -142,7 +143,7 @@ def test_a_country_is_found_under_its_name_in_another_language(seed_assistant, p
 def check(seed_assistant, passages, answer: str, *phrases: str):
     hits = [Hit(rank, 1.0, passage_with(passages, phrase)) for rank, phrase in enumerate(phrases, start=1)]
     sentences = seed_assistant.store.sentence_vectors(hit.passage.row_id for hit in hits)
-    return check_answer(answer, hits, seed_assistant.embedder, sentences, "en")
+    return check_answer(answer, [(hit,) for hit in hits], seed_assistant.embedder, sentences, "en")
 
 
 def test_only_the_unbacked_sentence_is_flagged(seed_assistant, passages):
@@ -188,3 +189,42 @@ def test_markers_before_sentences_are_checked_against_the_right_passage(seed_ass
 def test_an_answer_with_nothing_backed_is_unusable(seed_assistant, passages, answer, why):
     checked = check(seed_assistant, passages, answer, SEONGNAM_MAYOR)
     assert checked.unusable and why in checked.unusable
+
+
+def test_a_claim_is_checked_against_every_passage_of_its_article(seed_assistant, passages):
+    """Sources are articles: the name in one passage backs a claim citing the article, and the citation
+    quotes that passage; another article (Daejeon's) still does not back Seongnam's mayor."""
+    seongnam = [p for p in passages if p.doc_id == SEONGNAM_DOC]
+    without_name = next(p for p in seongnam if "Shin Sang Jin" not in p.text)
+    with_name = passage_with(passages, SEONGNAM_MAYOR)
+    source = (Hit(1, 1.0, without_name), Hit(2, 0.9, with_name))
+    sentences = seed_assistant.store.sentence_vectors(p.row_id for p in (without_name, with_name))
+    checked = check_answer("The mayor of Seongnam is Shin Sang Jin [1].", [source], seed_assistant.embedder,
+                           sentences, "en")
+    assert checked.unusable is None and checked.notes == ()
+    [citation] = checked.citations
+    assert citation.supported and citation.hit.passage == with_name and "Shin Sang Jin" in citation.quote
+    daejeon = tuple(Hit(n, 1.0, p) for n, p in enumerate((p for p in passages if p.doc_id == DAEJEON_DOC), 1))
+    sentences = seed_assistant.store.sentence_vectors(hit.passage.row_id for hit in daejeon)
+    wrong = check_answer("Wali Kota Daejeon adalah Bapak Shin Sang Jin [1].", [daejeon], seed_assistant.embedder,
+                         sentences, "id")
+    assert wrong.unusable and "Shin Sang Jin" in wrong.notes[0]
+
+
+def test_a_cited_source_that_does_not_say_the_claim_loses_its_marker(seed_assistant, passages):
+    """local-llm's reply to q003 on a tail asking for a number after each sentence (eval/README.md): [2] is
+    the Thanh Hoa-Yamanashi forum, which never mentions the 14 businesses; only [1] stays, with a note."""
+    claim = "14 Korean businesses took part in the Seongnam delegation's business trip to Thanh Hoa."
+    checked = check(seed_assistant, passages, f"{claim} [1][2]", "hanya 14 bisnis", YAMANASHI_AGREED)
+    assert checked.unusable is None and checked.text == f"{claim} [1]"
+    assert checked.notes == (f"Removed citation marker(s) [2] from “{claim}”: that source does not say it.",)
+    assert [(c.n, c.supported) for c in checked.citations] == [(1, True)]
+
+
+def test_two_sources_together_do_not_back_what_neither_says(seed_assistant, passages):
+    """Seongnam's article names its mayor, Daejeon's names Daejeon: citing both, the wrong mayor is still wrong."""
+    checked = check(seed_assistant, passages, "Wali Kota Daejeon adalah Bapak Shin Sang Jin. [1][2]",
+                    SEONGNAM_MAYOR, "Đoàn Hội đồng TP Daejeon - Hàn Quốc")
+    assert checked.unusable and checked.text == "Wali Kota Daejeon adalah Bapak Shin Sang Jin. [1][2] ⚠"
+    assert "its source does not mention" in checked.notes[0]
+    assert [(c.n, c.supported) for c in checked.citations] == [(1, False), (2, False)]

@@ -65,7 +65,7 @@ def test_complete_round_trip_carries_model_key_temperature_sources_and_question(
     llm_server.responder = lambda req: "Jakarta flooded on Monday [1]."
     messages, included = messages_for()
     assert make_client().complete(messages) == "Jakarta flooded on Monday [1]."
-    assert included == HITS
+    assert included == [(HITS[0],), (HITS[1],)]  # two articles, two sources
     request = llm_server.last_request
     assert request.headers["authorization"] == "Bearer test-key"
     assert request.body["model"] == "test-model" and request.body["temperature"] == 0
@@ -93,10 +93,10 @@ def test_budget_drops_passages_that_do_not_fit_but_keeps_one():
     long_hits = [hit(n, f"Kalimat nomor {n} tentang banjir. " * 40) for n in (1, 2, 3)]
     one_passage = count_tokens(long_hits[0].passage.text, ENCODING)
     messages, included = messages_for(hits=long_hits, budget_tokens=int(2.5 * one_passage))
-    assert included == long_hits[:2]
+    assert included == [(long_hits[0],), (long_hits[1],)]
     assert '<source id="2"' in messages[-1]["content"] and '<source id="3"' not in messages[-1]["content"]
     messages, included = messages_for(hits=long_hits, budget_tokens=10)
-    assert included == long_hits[:1] and '<source id="2"' not in messages[-1]["content"]
+    assert included == [(long_hits[0],)] and '<source id="2"' not in messages[-1]["content"]
 
 
 def test_history_is_sent_in_order_before_the_question(llm_server, make_client):
@@ -335,8 +335,8 @@ def test_refused_turns_leave_the_history_with_their_question():
 
 def test_made_up_titles_are_not_sent():
     body = "Turut hadir dalam acara tersebut, dari pihak Provinsi Thanh Hoa, hadir pula Kamerad Nguyen Van Thi."
-    made_up = [hit(1, body, title="Turut hadir dalam acara tersebut, dari pihak Provinsi Thanh Hoa, hadir pula…"),
-               hit(2, body, title="Turut hadir dalam acara tersebut, dari pihak Provinsi Thanh Hoa, hadir pula "
+    made_up = [hit(3, body, title="Turut hadir dalam acara tersebut, dari pihak Provinsi Thanh Hoa, hadir pula…"),
+               hit(4, body, title="Turut hadir dalam acara tersebut, dari pihak Provinsi Thanh Hoa, hadir pula "
                                   "Kamerad Nguyen Van Thi.")]
     user = messages_for(hits=made_up + HITS[:1])[0][-1]["content"]
     assert "title=" not in user.split('<source id="3"')[0]
@@ -385,3 +385,18 @@ def test_golden_replies_stream_through_llm_client(llm_server, make_client, name)
     assert text == strip_think(Reply(sse=fixture["sse"]).recorded_completion()[0])
     assert stream.finish_reason == fixture["finish_reason"]
     assert is_refusal(text) is GOLDEN_REFUSED[name]
+
+
+def test_each_article_is_one_source_with_its_passages_in_document_order():
+    """A real model cited the right article's other passage (the name was in [1], it cited [2]): numbered by
+    article, that citation cannot be wrong."""
+    def passage(doc, position, start, text):
+        return Passage(position, doc, position, f"Title {doc}", None, "id", None, text, start, start + len(text))
+
+    a0, a1 = passage("a", 0, 0, "Kalimat satu. Kalimat dua."), passage("a", 1, 14, "Kalimat dua. Kalimat tiga.")
+    a3, b0 = passage("a", 3, 60, "Kalimat lima."), passage("b", 0, 0, "Berita lain.")
+    messages, sources = messages_for(hits=[Hit(1, 0.9, a3), Hit(2, 0.8, b0), Hit(3, 0.7, a0), Hit(4, 0.6, a1)])
+    assert [[h.passage.chunk_id for h in source] for source in sources] == [["a#0", "a#1", "a#3"], ["b#0"]]
+    user = messages[-1]["content"]
+    assert user.count("<source ") == 2
+    assert "Kalimat satu. Kalimat dua. Kalimat tiga.\n…\nKalimat lima.\n</source>" in user  # the overlap once
