@@ -1,4 +1,4 @@
-"""pgvector HNSW recall@10 against exact search on a real index's chunk vectors and real questions.
+"""pgvector HNSW recall@k against exact search on a real index's chunk vectors and real questions.
 
 ``python -m bench hnsw-recall --index FOLDER [--copies N] [--ef 40,100,200,400] [--ef-construction 64,128]``
 
@@ -7,7 +7,7 @@ than text embeddings; this measures the same index definition the PostgreSQL sto
 (:mod:`rag.stores.postgres`: HNSW, cosine, m = 16) on the vectors of a saved embedded index, queried
 with the embedded questions of the eval sets and the external benchmark.  ``--copies N`` adds N
 perturbed copies of every vector (Gaussian noise of norm ``--noise``, renormalised) to reach a 100k+
-table cheaply; they are real-ish, not real, and the report says so.  Results go to stdout as a
+table cheaply; they are real-ish, not real: say so wherever the figures go.  Results go to stdout as a
 Markdown table.
 """
 
