@@ -1,10 +1,10 @@
-"""Run a benchmark by name: ``python -m bench {external,indexing,scale,latency,throughput,baseline,language_id,llm-prompts,grown,claims,stores,startup,parity,load,faults} [--quick]``."""
+"""Run a benchmark by name: ``python -m bench {external,indexing,scale,latency,throughput,baseline,language_id,llm-prompts,grown,claims,stores,startup,parity,hnsw-recall,load,faults} [--quick]``."""
 
 import importlib
 import sys
 
 BENCHMARKS = ("external", "indexing", "scale", "latency", "throughput", "baseline", "language_id", "llm-prompts",
-              "grown", "claims", "stores", "startup", "parity",
+              "grown", "claims", "stores", "startup", "parity", "hnsw-recall",
               "load", "faults")
 
 if len(sys.argv) < 2 or sys.argv[1] not in BENCHMARKS:

@@ -54,7 +54,10 @@ from .base import Ranking, redacted
 LOCK_KEY = 0x7261675F6E657773  # the writer lock's advisory key ("rag_news")
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, so both backends rank alike
 EXACT_BELOW = 20_000  # a filter admitting fewer chunks is searched exactly, not through HNSW
-EF_SEARCH = 100  # HNSW candidates per search (pgvector's default 40 is below the retriever's 50)
+# HNSW candidates per search.  pgvector's default 40 is below the retriever's 50; on real e5 vectors (bench/README.md
+# §10, `python -m bench hnsw-recall`) 100 kept 0.93 of the exact 50 nearest at 15k chunks and 0.84-0.90 at 119k,
+# 200 keeps 0.97 and 0.92-0.96 for ~1.5-4 ms more per search; 400 adds ~0.02 for as much again.
+EF_SEARCH = 200
 LAYOUT = "hnsw"
 
 MIGRATIONS: list[tuple[int, str]] = [
