@@ -25,7 +25,7 @@ import psycopg
 
 from rag.store import VECTORS
 from rag.embeddings import Embedder
-from rag.stores.postgres import _vector_literal as literal
+from rag.stores.postgres import vector_literal as literal
 
 from .common import ROOT
 from .external import private_database

@@ -129,7 +129,7 @@ def _mark(name: str) -> str:
     return f"%({name})s"
 
 
-def _vector_literal(vector: np.ndarray) -> str:
+def vector_literal(vector: np.ndarray) -> str:
     """pgvector's text form; Python's repr of each float32 (as a double) reads back as the same float32."""
     return "[" + ",".join(map(repr, np.asarray(vector, dtype=np.float32).tolist())) + "]"
 
@@ -279,7 +279,7 @@ class PostgresStore:
         """HNSW over everything; a filter admitting few chunks is scored exactly, and HNSW falls back to exact
         whenever its candidates (``ef_search``, filtered afterwards) hold fewer than ``k`` admitted chunks."""
         where, params = filter_sql(filters, _mark) if filters else ("1 = 1", {})
-        params = {**params, "q": _vector_literal(query), "k": k}
+        params = {**params, "q": vector_literal(query), "k": k}
         admitted = self.manifest.chunks
         if filters:
             admitted = self._rows(f"SELECT count(*) FROM {PASSAGE_JOIN} WHERE {visible('c')} AND {where}", params)[0][0]
@@ -528,7 +528,7 @@ class PostgresWriter:
             "SELECT nextval(pg_get_serial_sequence('chunks', 'id')) FROM generate_series(1, %s)", (len(chunks),))]
         self._copy('chunks (id, doc_id, position, start, "end", n_tokens, text, lang, embedding, sentence_spans, '
                    "sentence_vectors, n_terms, added)",
-                   ((i, c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, article.lang, _vector_literal(v),
+                   ((i, c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, article.lang, vector_literal(v),
                      json.dumps(s.spans), np.asarray(s.vectors, dtype=np.float16).tobytes(), len(tokens), self.g)
                     for i, c, v, s, (_, tokens) in zip(ids, chunks, vectors, sentences, derived, strict=True)))
         self._write_derived_text((i, keys, tokens) for i, (keys, tokens) in zip(ids, derived))
