@@ -3,7 +3,8 @@
 People often chat in Vietnamese without its diacritics ("tphcm dang hop tac
 voi nhung dia phuong nao?").  The embedding model read such questions as
 another language: on the external benchmark's Vietnamese questions stripped
-of their marks, recall@5 fell from 0.967 to 0.537 among its 513 passages.
+of their marks, recall@5 fell from 0.973 to 0.530 among its 513 passages
+(``python -m bench external --unaccented``).
 pyvi's diacritics model (a CRF shipped in its wheel, so offline) restores
 about three words in four; its guesses are wrong often enough that the
 question is searched by the mean of both vectors (see
