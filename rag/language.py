@@ -124,11 +124,11 @@ def unaccented_vietnamese(text: str) -> bool:
     words = _LOWER_ASCII_WORD.findall(text)
     if len(words) < 3:
         return False
+    if sum(is_vietnamese_syllable(word) for word in words) < SYLLABLE_SHARE * len(words):
+        return False
     from bm25s.stopwords import STOPWORDS_EN  # the Lucene list; only loaded for text that looks Vietnamese
 
-    syllables = sum(is_vietnamese_syllable(word) for word in words)
-    function_words = sum(word in STOPWORDS_EN for word in words)
-    return syllables >= SYLLABLE_SHARE * len(words) and function_words < ENGLISH_FUNCTION_WORDS_SHARE * len(words)
+    return sum(word in STOPWORDS_EN for word in words) < ENGLISH_FUNCTION_WORDS_SHARE * len(words)
 
 
 # Between Indonesian and Malay lingua's confidence for a long text saturates (its n-gram log-likelihoods add
