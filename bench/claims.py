@@ -9,7 +9,12 @@ three ways:
 - the sentence as written: must be backed (a flag is a false flag);
 - its first number changed (``14`` → ``21``): must be flagged (else a miss);
 - its first place swapped for a place of another article that the passage
-  never names (``Hà Nội`` → ``Đắk Lắk``): must be flagged (else a miss).
+  never names (``Hà Nội`` → ``Đắk Lắk``): must be flagged (else a miss);
+- its first number swapped for one the passage gives in another sentence
+  (``14 bisnis`` → ``34 bisnis`` when a neighbour says ``34 provinsi``): must be
+  flagged.  This is what a small model does (eval/README.md: "34 kegiatan",
+  where 34 is the number of provinces): every number is in the passage, the
+  sentence saying it is not.
 
 Verbatim sentences are the easy case for the similarity part, so this mostly
 measures the names and numbers part, on the writing of real articles; the
@@ -48,7 +53,7 @@ _NUMBER = re.compile(r"(?<![\d.,])\d+(?![\d.,]\d)")
 
 @dataclass(frozen=True)
 class Case:
-    kind: str  # "as written", "number changed", "place swapped"
+    kind: str  # "as written", "number changed", "place swapped", "number from elsewhere"
     claim: str
     passage: str
     spans: list[tuple[int, int]]
@@ -79,6 +84,11 @@ def cases_of(article: dict, places: dict[str, frozenset[str]], rng: random.Rando
             if changed not in numbers_in(passage):
                 claim = sentence[: number.start()] + changed + sentence[number.end() :]
                 cases.append(Case("number changed", claim, passage, local))
+            elsewhere = sorted({m.group() for s, e in window if (s, e) != (start, end)
+                                for m in _NUMBER.finditer(text[s:e])} - {m.group() for m in _NUMBER.finditer(sentence)})
+            if elsewhere:
+                claim = sentence[: number.start()] + rng.choice(elsewhere) + sentence[number.end() :]
+                cases.append(Case("number from elsewhere", claim, passage, local))
         if own_places:
             mention = own_places[0]
             named = {m.key for m in find_names(passage)}
@@ -115,14 +125,14 @@ def main(argv: list[str]) -> None:
     results = []
     for case, vector in zip(cases, claims):
         own = SentenceVectors(case.spans, np.vstack([vector_of[case.passage[s:e]] for s, e in case.spans]))
-        verdict = supports(case.claim, vector, {1: (case.passage, own)})
+        verdict = supports(case.claim, vector, {1: (case.passage, own)}, embedder)
         results.append({"kind": case.kind, "claim": case.claim, "backed": verdict.backed,
                         "old_backed": old_rule(verdict.similarity, case.claim, case.passage),
                         "similarity": round(verdict.similarity, 3), "missing_names": verdict.missing_names,
                         "missing_numbers": verdict.missing_numbers})
     print(f"{len(articles)} news articles, {len(results)} claims")
     print("| claims | n | flagged now | flagged before |\n|---|---|---|---|")
-    for kind in ("as written", "number changed", "place swapped"):
+    for kind in ("as written", "number changed", "place swapped", "number from elsewhere"):
         rows = [r for r in results if r["kind"] == kind]
         if rows:
             now = sum(not r["backed"] for r in rows) / len(rows)

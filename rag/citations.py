@@ -34,7 +34,7 @@ from .chunking import split_sentences
 from .embeddings import Embedder
 from .language import fold
 from .names import NameMention, find_names, gazetteer_keys
-from .numbers import numbers_in
+from .numbers import number_spans, numbers_in
 from .retrieval import Hit
 from .store import SentenceVectors
 
@@ -57,6 +57,12 @@ UNSUPPORTED_FLAG = " ⚠"
 # against its sentence lower: on the 45 labelled claims 0.80 then flagged 5 of 23 correct ones, 0.76 flags 2
 # and lets 4 of 22 wrong ones through (all "unrelated" claims; no wrong name or number).
 SUPPORT_SIMILARITY = 0.76
+# A claim's number is where its source gives it when the words around it read closest to the words around that
+# number in the source, rather than around another number of the source (each context is the number's
+# NUMBER_CONTEXT_WORDS words on each side, the number itself masked).  Whole sentences cannot tell: across
+# languages, e5 puts a sentence and the sentence beside it within 0.01 of a claim (eval/README.md).
+NUMBER_CONTEXT_WORDS = 6
+NUMBER_MASK = "#"
 NAME_WORDS_FOUND = 0.5  # share of a person's or organisation's words the passage must contain
 LEAD_IN_WORDS = 8  # "Berikut jawabannya:" is a lead-in; a long sentence ending in ":" states something
 
@@ -87,11 +93,19 @@ class Support:
     # offices the claim gives that the passages never name: a real model answered "Wali Kota Daejeon adalah
     # ông Nguyễn Văn Thọ" from an article naming Daejeon and Mr Tho (a Vietnamese council's vice chairman)
     missing_roles: tuple[str, ...] = ()
+    # numbers the passages give about something else: a real model answered "34 kegiatan penghubung" (100
+    # activities) from an article whose 34 is the number of Vietnam's provinces
+    misplaced_numbers: tuple[str, ...] = ()
 
     @property
     def backed(self) -> bool:
         return (not self.missing_names and not self.missing_numbers and not self.missing_roles
-                and self.similarity >= SUPPORT_SIMILARITY)
+                and not self.misplaced_numbers and self.similarity >= SUPPORT_SIMILARITY)
+
+    @property
+    def lacks(self) -> int:
+        """How many names, numbers and offices the passages do not back: the closest source lacks the fewest."""
+        return len(self.missing_names + self.missing_numbers + self.missing_roles + self.misplaced_numbers)
 
     def reason(self) -> str:
         if self.missing_names:
@@ -100,6 +114,8 @@ class Support:
             return f"its source does not give {', '.join(self.missing_numbers)}"
         if self.missing_roles:
             return f"its source names no {', '.join(self.missing_roles)}"
+        if self.misplaced_numbers:
+            return f"its source gives {', '.join(self.misplaced_numbers)} about something else"
         return "its source does not say this"
 
 
@@ -211,19 +227,88 @@ def _sentence_spans(text: str, lang: str) -> tuple[list[tuple[int, int]], list[s
 # ------------------------------------------------------------------------------- checking claims
 
 
-def supports(claim: str, claim_vector: np.ndarray, passages: Mapping[Hashable, tuple[str, SentenceVectors]]) -> Support:
-    """Whether the cited ``passages`` (any key → text and stored sentences) back ``claim``, all of them together."""
+def supports(claim: str, claim_vector: np.ndarray, passages: Mapping[Hashable, tuple[str, SentenceVectors]],
+             embedder: Embedder) -> Support:
+    """Whether the cited ``passages`` (any key → text and stored sentences) back ``claim``, all of them together.
+
+    ``embedder`` reads the words around the claim's numbers (:func:`_misplaced_numbers`).
+    """
     text = "\n".join(passage for passage, _ in passages.values())
     places, words = gazetteer_keys(text), set(re.findall(r"\w+", fold(text)))
     missing_names = tuple(dict.fromkeys(m.surface for m in find_names(claim) if not _name_found(m, places, words)))
     missing_numbers = tuple(sorted(numbers_in(claim) - numbers_in(text)))
+    misplaced = _misplaced_numbers(claim, [(passage, own.spans) for passage, own in passages.values()], embedder)
     quotes = {}
     for key, (passage, own) in passages.items():
         closest, similarity = own.closest(claim_vector)
         quotes[key] = (own.texts(passage)[closest], similarity)
     best = max(similarity for _, similarity in quotes.values())
     missing_roles = tuple(sorted(roles_in(claim) - roles_in(text)))
-    return Support(missing_names, missing_numbers, best, quotes, missing_roles)
+    return Support(missing_names, missing_numbers, best, quotes, missing_roles, misplaced)
+
+
+@dataclass(frozen=True)
+class _Number:
+    """A number of a passage: its value, where it is written, and the words around it (:func:`_number_context`)."""
+
+    value: str
+    passage: int
+    span: tuple[int, int]
+    context: str
+    context_span: tuple[int, int]
+
+    def written_in_context_of(self, other: _Number) -> bool:
+        return (self.passage == other.passage and other.context_span[0] <= self.span[0]
+                and self.span[1] <= other.context_span[1])
+
+
+def _misplaced_numbers(claim: str, passages: Sequence[tuple[str, Sequence[tuple[int, int]]]],
+                       embedder: Embedder) -> tuple[str, ...]:
+    """The claim's numbers that the passages give, but where the words around them say something else.
+
+    Each number the claim shares with the passages is compared, by the words around it, with the
+    passages' other numbers: it is misplaced when another number's context reads closer than any of its
+    own value's.  A context stays within its sentence (``passages`` are texts with their sentence spans).
+    Numbers written within each other's context ("1-24 Mei 2025", "15/7/2025", "8-0") share
+    their words and are not told apart.  On the labelled claims (tests/data/claims.jsonl) every correct
+    claim's number reads closest to its own context, and "34 Japanese localities" (34 is Vietnam's
+    provinces; the Japanese localities are 18) reads closer to the 18; `python -m bench claims` measures the
+    same on news sentences whose number was swapped for one their neighbours give.
+    """
+    given = [_Number(value, i, (start, end), *_number_context(passage, start, end, _sentence_at(spans, start)))
+             for i, (passage, spans) in enumerate(passages) for value, start, end in number_spans(passage)]
+    checked = []
+    for value, start, end in number_spans(claim):
+        own = [g for g in given if g.value == value]
+        rivals = [g for g in given if g.value != value and not any(g.written_in_context_of(o) for o in own)]
+        if own and rivals:
+            checked.append((value, _number_context(claim, start, end)[0], own, rivals))
+    if not checked:
+        return ()
+    contexts = list(dict.fromkeys(g.context for _, _, own, rivals in checked for g in own + rivals))
+    vectors = dict(zip(contexts, embedder.embed_passages(contexts)))
+    claim_vectors = embedder.embed_queries([context for _, context, _, _ in checked])
+
+    def closest(numbers: list[_Number], vector: np.ndarray) -> float:
+        return max(float(vectors[g.context] @ vector) for g in numbers)
+
+    return tuple(dict.fromkeys(value for (value, _, own, rivals), vector in zip(checked, claim_vectors)
+                               if closest(own, vector) < closest(rivals, vector)))
+
+
+def _number_context(text: str, start: int, end: int, sentence: tuple[int, int] | None = None
+                    ) -> tuple[str, tuple[int, int]]:
+    """The words around the number at ``text[start:end]`` within its ``sentence`` (default: all of ``text``),
+    the number masked (what it counts, not its value), and the span of ``text`` they cover."""
+    first, last = sentence or (0, len(text))
+    before = list(re.finditer(r"\w+", text[first:start]))[-NUMBER_CONTEXT_WORDS:]
+    after = list(re.finditer(r"\w+", text[end:last]))[:NUMBER_CONTEXT_WORDS]
+    words = [m.group() for m in before] + [NUMBER_MASK] + [m.group() for m in after]
+    return " ".join(words), (first + before[0].start() if before else start, end + after[-1].end() if after else end)
+
+
+def _sentence_at(spans: Sequence[tuple[int, int]], position: int) -> tuple[int, int] | None:
+    return next(((start, end) for start, end in spans if start <= position < end), None)
 
 
 def _name_found(mention: NameMention, places: frozenset[str], words: set[str]) -> bool:
@@ -268,7 +353,7 @@ def check_answer(
     support: dict[int, Support] = {}
     for i, vector in zip(checked, vectors):
         cited = valid[i]
-        valid[i], support[i] = _backing_sources(parsed.sentences[i].text, vector, cited, sources, sentences_of)
+        valid[i], support[i] = _backing_sources(parsed.sentences[i].text, vector, cited, sources, sentences_of, embedder)
         if valid[i] != cited:
             dropped = [f"[{n}]" for n in cited if n not in valid[i]]
             notes.append(f"Removed citation marker(s) {''.join(dropped)} from “{parsed.sentences[i].text}”: "
@@ -296,7 +381,7 @@ def check_answer(
 
 
 def _backing_sources(claim: str, vector: np.ndarray, cited: tuple[int, ...], sources: Sequence[Sequence[Hit]],
-                     sentences_of: Mapping[int, SentenceVectors]) -> tuple[tuple[int, ...], Support]:
+                     sentences_of: Mapping[int, SentenceVectors], embedder: Embedder) -> tuple[tuple[int, ...], Support]:
     """The cited sources that back ``claim`` each on its own, and their support; when none does, all of them,
     with the support of the one that comes closest (it says why the claim is not backed).
 
@@ -308,14 +393,13 @@ def _backing_sources(claim: str, vector: np.ndarray, cited: tuple[int, ...], sou
     """
     def support_of(numbers: Sequence[int]) -> Support:
         return supports(claim, vector, {hit: (hit.passage.text, sentences_of[hit.passage.row_id])
-                                        for n in numbers for hit in sources[n - 1]})
+                                        for n in numbers for hit in sources[n - 1]}, embedder)
 
     alone = {n: support_of((n,)) for n in cited}
     backing = tuple(n for n in cited if alone[n].backed)
     if backing:
         return backing, alone[backing[0]] if len(backing) == 1 else support_of(backing)
-    closest = max(alone.values(), key=lambda s: (-len(s.missing_names + s.missing_numbers + s.missing_roles),
-                                                 s.similarity))
+    closest = max(alone.values(), key=lambda s: (-s.lacks, s.similarity))
     return cited, replace(closest, quotes={key: quote for s in alone.values() for key, quote in s.quotes.items()})
 
 

@@ -68,7 +68,12 @@ def _format(value: Decimal) -> str:
 
 def numbers_in(text: str) -> frozenset[str]:
     """The values of the numbers in ``text``: ``"1500"``, ``"2500000"``, percentages as ``"15%"``."""
-    values = set()
+    return frozenset(value for value, _, _ in number_spans(text))
+
+
+def number_spans(text: str) -> list[tuple[str, int, int]]:
+    """Each number of ``text`` as its value (see :func:`numbers_in`) and the span it is written in, scale word included."""
+    spans = []
     for match in _NUMBER.finditer(text):
         try:
             value = _value(match.group("digits"))
@@ -77,9 +82,9 @@ def numbers_in(text: str) -> frozenset[str]:
         if value is None:
             continue
         if match.group("percent"):
-            values.add(_format(value) + "%")
+            spans.append((_format(value) + "%", match.start(), match.end()))
             continue
         for scale in _SCALE_WORD.findall(match.group("scales") or ""):
             value *= SCALES[scale.lower()]
-        values.add(_format(value))
-    return frozenset(values)
+        spans.append((_format(value), match.start(), match.end()))
+    return spans

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from rag.chunking import split_sentences
 from rag.citations import MARKER, check_answer, is_lead_in, marker_numbers, parse, supports
 from rag.retrieval import Hit
+from rag.store import SentenceVectors
 
 CLAIMS = Path(__file__).parent / "data" / "claims.jsonl"
 YAMANASHI_AGREED = "Wakil wilayah Yamanashi bersetuju dengan kandungan cadangan"
@@ -96,7 +98,7 @@ def passage_with(passages, phrase: str, doc_id: str | None = None):
 def judge(seed_assistant, passages, claim: str, phrase: str, doc_id: str | None = None):
     passage = passage_with(passages, phrase, doc_id)
     own = seed_assistant.store.sentence_vectors([passage.row_id])[passage.row_id]
-    return supports(claim, seed_assistant.embedder.embed_query(claim), {1: (passage.text, own)})
+    return supports(claim, seed_assistant.embedder.embed_query(claim), {1: (passage.text, own)}, seed_assistant.embedder)
 
 
 def test_labelled_claims_false_flags_and_misses(seed_assistant, passages):
@@ -132,6 +134,36 @@ def test_an_office_the_passage_never_names_is_not_backed(seed_assistant, passage
     assert not verdict.backed and "mayor" in verdict.reason()
     seongnam = judge(seed_assistant, passages, "The mayor of Seongnam is Shin Sang Jin.", SEONGNAM_MAYOR)
     assert seongnam.missing_roles == () and seongnam.backed
+
+
+JAPANESE_LOCALITIES = "terdapat pemimpin dan wakil dari 18 lokaliti"
+
+
+def test_a_number_the_passage_gives_about_something_else_is_not_backed(seed_assistant, passages):
+    """The passage gives 34 (Vietnam's provinces at the forum) and 18 (the Japanese localities): every number of
+    the wrong claim is in it, as in local-llm's "34 kegiatan penghubung" (eval/README.md)."""
+    wrong = judge(seed_assistant, passages, "Leaders and representatives of 34 Japanese localities attended the forum.",
+                  JAPANESE_LOCALITIES)
+    assert wrong.missing_numbers == () and wrong.misplaced_numbers == ("34",)
+    assert not wrong.backed and "34 about something else" in wrong.reason()
+    right = judge(seed_assistant, passages, "Leaders and representatives of 18 Japanese localities attended the forum.",
+                  JAPANESE_LOCALITIES)
+    assert right.misplaced_numbers == () and right.backed
+
+
+def test_numbers_written_side_by_side_are_not_told_apart_by_their_words(seed_assistant):
+    """A date's day and year, or a range's two ends, share their context: neither is taken for the other's place."""
+    passage = ("Promosi itu berlangsung selama tiga pekan, mulai dari 1 Mei hingga 24 Mei 2025. "
+               "Sebanyak 120 toko ikut serta dalam promosi tersebut.")
+    spans = split_sentences(passage, "id")
+    own = SentenceVectors(spans, seed_assistant.embedder.embed_passages([passage[a:b] for a, b in spans]))
+    claim = "Promosi itu berlangsung dari 1 Mei hingga 24 Mei 2025."
+    verdict = supports(claim, seed_assistant.embedder.embed_query(claim), {1: (passage, own)}, seed_assistant.embedder)
+    assert verdict.misplaced_numbers == () and verdict.backed
+    swapped = "Sebanyak 24 toko ikut serta dalam promosi tersebut."
+    verdict = supports(swapped, seed_assistant.embedder.embed_query(swapped), {1: (passage, own)},
+                       seed_assistant.embedder)
+    assert verdict.misplaced_numbers == ("24",) and not verdict.backed
 
 
 def test_a_country_is_found_under_its_name_in_another_language(seed_assistant, passages):
