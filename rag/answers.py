@@ -48,6 +48,9 @@ class Answer:
     notes: tuple[str, ...] = ()  # why the answer is extractive, what the citation check changed or flagged
     standalone_question: str | None = None  # the follow-up rewritten for retrieval, when it was
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    # what the model wrote, as it wrote it, whenever it was asked: also when its reply was not used, so that an
+    # evaluation can say why an answer fell back (not part of the API's answer)
+    model_reply: str | None = None
 
     def to_dict(self) -> dict:
         return {

@@ -75,9 +75,17 @@ class Asked:
     timings: dict[str, float]  # filled in stage by stage
 
     def answer(self, mode: str, text: str, citations: Sequence[Citation] = (), notes: Sequence[str] = (), *,
-               refused: bool = False) -> Answer:
+               refused: bool = False, model_reply: str | None = None) -> Answer:
         return Answer(self.question, text, tuple(citations), self.hits, mode, refused, tuple(notes),
-                      self.standalone, self.timings)
+                      self.standalone, self.timings, model_reply)
+
+
+@dataclass(frozen=True)
+class Unused:
+    """Why there is no generated answer to show (the extractive answer's note), and what the model wrote, if anything."""
+
+    why: str
+    model_reply: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,16 +208,16 @@ class Assistant:
         clock = time.perf_counter()
         extract = self._answering_extract(snapshot, asked, query)
         timings["extract"] = time.perf_counter() - clock
-        why = message("no_llm", lang)
+        unused = Unused(message("no_llm", lang))
         if use_llm and extract is None and self.settings.llm_gate:
-            why = message("llm_not_asked", lang)
+            unused = Unused(message("llm_not_asked", lang))
         elif use_llm:
             generated = yield from self._generated(snapshot, asked, history)
             if isinstance(generated, Answer):
                 yield FinalAnswer(generated)
                 return
-            why = generated
-        yield FinalAnswer(self._extractive_answer(asked, extract, why))
+            unused = generated
+        yield FinalAnswer(self._extractive_answer(asked, extract, unused))
 
     def _standalone(self, question: str, history: Sequence[Turn], use_llm: bool) -> str:
         if not history:
@@ -220,7 +228,7 @@ class Assistant:
         return f"{previous} {question}" if _is_follow_up(question) else question
 
     def _generated(self, snapshot: IndexSnapshot, asked: Asked,
-                   history: Sequence[Turn]) -> Generator[TextDelta, None, Answer | str]:
+                   history: Sequence[Turn]) -> Generator[TextDelta, None, Answer | Unused]:
         """The LLM's answer, checked; or, when there is none to show, why not (the extractive answer's note).
 
         A reply that broke off mid-stream, or stopped at the token limit, is
@@ -236,14 +244,14 @@ class Assistant:
         except LLMError as exc:
             reply, finish_reason, failure = exc.partial, None, exc
         if failure and not reply.strip():
-            return message("llm_failed", asked.lang, reason=str(failure))
+            return Unused(message("llm_failed", asked.lang, reason=str(failure)), reply or None)
         cut = str(failure) if failure else ("it reached its token limit" if finish_reason == "length" else None)
         checked = self._checked(snapshot, asked, reply, sources, cut)
         if isinstance(checked, Answer):
             return checked
         if failure:
-            return message("llm_failed", asked.lang, reason=str(failure))
-        return message("llm_unusable", asked.lang, reason=checked.unusable)
+            return Unused(message("llm_failed", asked.lang, reason=str(failure)), reply)
+        return Unused(message("llm_unusable", asked.lang, reason=checked.unusable), reply)
 
     def _stream(self, messages: list[dict], timings: dict[str, float]) -> Generator[TextDelta, None, tuple[str, str]]:
         """Stream the LLM's reply, holding back text that may still turn out to be the refusal sentinel.
@@ -269,7 +277,7 @@ class Assistant:
         ``cut`` says why the reply is incomplete, when it is.
         """
         if is_refusal(reply):
-            return asked.answer(MODE_LLM, message("not_found", asked.lang), refused=True)
+            return asked.answer(MODE_LLM, message("not_found", asked.lang), refused=True, model_reply=reply)
         if not reply.strip():
             return CheckedAnswer("", (), (), "it was empty")
         clock = time.perf_counter()
@@ -279,7 +287,7 @@ class Assistant:
         if checked.unusable:
             return checked
         incomplete = (message("incomplete", asked.lang, reason=cut),) if cut else ()
-        return asked.answer(MODE_LLM, checked.text, checked.citations, incomplete + checked.notes)
+        return asked.answer(MODE_LLM, checked.text, checked.citations, incomplete + checked.notes, model_reply=reply)
 
     def _answering_extract(self, snapshot: IndexSnapshot, asked: Asked, query) -> Extract | None:
         """The sentences that answer the question, or None when the passages found do not answer it.
@@ -296,13 +304,15 @@ class Assistant:
         extract = self._best_sentences(snapshot, asked.standalone, query, list(asked.hits))
         return extract if self._relevant(snapshot, asked.standalone, extract.best_score) else None
 
-    def _extractive_answer(self, asked: Asked, extract: Extract | None, why: str) -> Answer:
-        """The extractive answer (a refusal when there is no ``extract``), noted with ``why`` there is no generated one."""
+    def _extractive_answer(self, asked: Asked, extract: Extract | None, unused: Unused) -> Answer:
+        """The extractive answer (a refusal when there is no ``extract``), noted with why there is no generated one."""
         if extract is None:
-            note = extractive_note(why, asked.lang, shown=False)
-            return asked.answer(MODE_EXTRACTIVE, message("not_found", asked.lang), refused=True, notes=(note,))
-        note = extractive_note(why, asked.lang, shown=True)
-        return asked.answer(MODE_EXTRACTIVE, extract.text, tuple(extract.citations), (note,))
+            note = extractive_note(unused.why, asked.lang, shown=False)
+            return asked.answer(MODE_EXTRACTIVE, message("not_found", asked.lang), refused=True, notes=(note,),
+                                model_reply=unused.model_reply)
+        note = extractive_note(unused.why, asked.lang, shown=True)
+        return asked.answer(MODE_EXTRACTIVE, extract.text, tuple(extract.citations), (note,),
+                            model_reply=unused.model_reply)
 
     def _best_sentences(self, snapshot: IndexSnapshot, question: str, query, hits: list[Hit]) -> Extract:
         """The extract of ``hits``, unless it quotes articles that mention none of the question's names.

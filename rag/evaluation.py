@@ -384,6 +384,7 @@ def _score_question(question: EvalQuestion, hits: list[Hit], answer, error: str 
         ],
         "timings": timings,
         "notes": list(answer.notes) if answer is not None else [],
+        "model_reply": answer.model_reply if answer is not None else None,  # also when the answer fell back
         "error": error,
     }
     if question.answerable:

@@ -97,6 +97,7 @@ def test_an_unusable_generated_answer_falls_back_to_the_extract_and_says_why(wit
     [note] = answer.notes
     assert note.startswith("The language model's answer was not used (") and why in note
     assert note.endswith("these are the most relevant sentences from the articles, quoted in their original language.")
+    assert answer.model_reply == reply  # kept, so that an evaluation can show what the model wrote
 
 
 def test_a_question_the_passages_do_not_answer_is_refused_without_asking_the_model(with_llm, llm_server):
@@ -206,7 +207,7 @@ def test_an_answer_broken_off_mid_stream_keeps_what_was_shown(with_llm, llm_serv
 def test_an_answer_broken_off_before_any_claim_falls_back(with_llm, llm_server):
     llm_server.script(Reply(sse=[sse_line("[1]"), 'data: {"choices": [', "data: [DONE]"]))
     answer = with_llm.answer("What did Thanh Hoa agree with Yamanashi?")
-    assert answer.mode == MODE_EXTRACTIVE
+    assert answer.mode == MODE_EXTRACTIVE and answer.model_reply == "[1]"
     [note] = answer.notes
     assert note.startswith("The language model failed (") and "not JSON" in note
 

@@ -525,3 +525,16 @@ def test_generated_answers_are_scored_for_language_and_unsupported_citations(tmp
     assert report["answers"]["language_match"] == 0.5
     assert report["answers"]["unsupported_citations"] == pytest.approx(1 / 3)
     assert [r["language_match"] for r in report["questions"]] == [True, False, None]
+
+
+def test_the_model_reply_is_kept_when_the_answer_fell_back(tmp_path):
+    """A fallback's record says what the model wrote, so that a scorecard can be read without re-running it."""
+    hit = _hit(1, "docA")
+    fallback = Answer("f1", "Shin Sang Jin adalah Wali Kota Seongnam.", [Citation(1, hit, "quote")], [hit],
+                      MODE_EXTRACTIVE, notes=("The language model's answer was not used (...)",),
+                      model_reply="[1] [2] [3]")
+    questions = [EvalQuestion("f1", "Who is the mayor?", "en", True, ("docA",), ("Shin Sang Jin",))]
+    settings = load_settings(corpus=tmp_path / "corpus", index=tmp_path / "index")
+    report = evaluate(HandMadeAssistant({"Who is the mayor?": (_hits("docA"), fallback)}, settings), questions,
+                      progress=False)
+    assert report["questions"][0]["model_reply"] == "[1] [2] [3]" and report["questions"][0]["mode"] == MODE_EXTRACTIVE
