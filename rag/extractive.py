@@ -136,10 +136,11 @@ def _rescored_alone(scores: np.ndarray, similarity: np.ndarray, sentences: list[
     sentences of one passage lean to its topic and score within ~0.01 of each
     other, most of all across languages (an English question, a Vietnamese
     passage): the one that answers is not told from its neighbours.  Encoded
-    alone, a sentence says only what it says.  Only the best few are encoded
-    (8 short texts per question); encoding all of them, half and half, gave
-    better first sentences but shorter answers and no better accuracy
-    (eval/README.md).
+    alone, a sentence says only what it says.  Only the best few are encoded,
+    at ~0.3 s a question on a loaded 2-core machine; encoding every candidate,
+    half and half, gave better first sentences but shorter answers and no
+    better accuracy, and 0.3 alone beat 0.5 on the eval set (eval/README.md,
+    2026-12-03).  The relevance floor keeps reading the in-context similarity.
     """
     top = [int(i) for i in np.argsort(-scores)[:RESCORED] if np.isfinite(scores[i])]
     if not top:
@@ -167,11 +168,12 @@ def _overlap(keys: set[str], tokens: set[str], rarity: Callable[[str], float], c
     """The rarity of the ``keys`` a sentence with ``tokens`` contains, as a share of the most it could be.
 
     The most is the rarity of a key no candidate has, for each of the
-    question's keys; so a key most candidates share adds little.  As a share of
-    the question's own keys' rarity, "What did Luther call the mass instead of
-    sacrifice?" gave every Vietnamese sentence naming Luther the whole bonus
-    over the one that says "ông" (he) and answers: with one key, its rarity
-    cancelled out.
+    question's keys, so a key most candidates share adds little.  As a share of
+    the question's own keys' rarity, a question with one key gave every
+    sentence holding it the whole bonus however many did: "What did Luther call
+    the mass instead of sacrifice?" put each Vietnamese sentence naming Luther
+    0.1 ahead of the one that says "ông" (he) and answers, though that one was
+    the closer to the question (0.809 against 0.802).
     """
     most = len(keys) * math.log((candidates + 1) / 0.5)
     return sum(rarity(key) for key in keys & tokens) / most if most > 0 else 0.0
