@@ -55,7 +55,7 @@ _MONEY_NOUNS = _words(
     "nilai", "anggaran", "modal", "dana", "biaya", "peruntukan",
 )
 _WHEN = _words(
-    "when (?:did|does|do|was|were|will|is|are|has|have|had)", "what (?:year|date|day|month)", "which (?:year|date|day|month)",
+    "when (?:did|does|do|was|were|will|is|are|has|have|had)", "(?:what|which) (?:year|date|day|month)s?",
     "khi nao", "bao gio", "(?:nam|ngay|thang) nao",
     "kapan(?:kah)?", "bila(?:kah)?", "(?:tahun|tanggal|bulan|tarikh) (?:berapa|bila)(?:kah)?",
 )
@@ -95,7 +95,7 @@ _ROLE_CUES = {role: _words(*names) for role, names in ROLES.items()}
 _POPULATION = _words("population", "inhabitants", "dan so", "so dan", "(?:ber)?penduduk", "populasi")
 _AREA = _words("area", "dien tich", "luas", "keluasan")
 _HOW_MANY = _words(
-    "how many", "how much", "how big", "how large", "number of", "percentage",
+    "how many", "how much", "how big", "how large", "how often", "number of", "percentage",
     "bao nhieu", "so may", "berapa(?:kah)?", "jumlah",
 )
 

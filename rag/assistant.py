@@ -325,14 +325,15 @@ class Assistant:
         sentences = snapshot.sentences_of(hits)
         pulls = language_pulls(snapshot.store.centroids(), query, hits, detect_language(question),
                                self.settings.language_calibration, self.settings.same_language_calibration)
-        extract = extract_answer(question, query, hits, sentences, pulls)
+        encode = self.embedder.embed_passages
+        extract = extract_answer(question, query, hits, sentences, pulls, encode)
         if not snapshot.names.mention_none(question, [c.hit.passage.doc_id for c in extract.citations]):
             return extract
         naming = snapshot.names.articles_naming(question)
         named = [(hit, pull) for hit, pull in zip(hits, pulls) if hit.passage.doc_id in naming]
         if not named:
             return extract
-        return extract_answer(question, query, [hit for hit, _ in named], sentences, [pull for _, pull in named])
+        return extract_answer(question, query, [hit for hit, _ in named], sentences, [pull for _, pull in named], encode)
 
     def _relevant(self, snapshot: IndexSnapshot, question: str, best_sentence_score: float) -> bool:
         """Without an LLM to judge, refuse on a weak best sentence, or names the corpus never mentions ("Da Nang").

@@ -39,6 +39,8 @@ from rag.answer_types import AREA, DATE, DAY, MONEY, NUMBER, PLACE, POPULATION, 
         # a person who spoke about the world's population, not a population
         ("Siapakah ahli fisika yang memaparkan kesenjangan pendapatan antara penduduk dunia?", None),
         ("Berapa jumlah penduduk Provinsi Jiangsu saat ini?", POPULATION),
+        ("How often do Parliament elections take place?", NUMBER),  # "every five years"
+        ("During which years was the plague present in Islamic countries?", DATE),  # "from 1500 to 1850"
     ],
 )
 def test_expected_type(question, kind):

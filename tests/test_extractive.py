@@ -1,6 +1,7 @@
 """Extractive answers (no LLM): which sentences are quoted, over the real seed index and model."""
 
 import numpy as np
+import pytest
 
 from rag.extractive import extract_answer, language_pulls
 from rag.language import detect_language
@@ -79,3 +80,39 @@ def test_a_name_few_sentences_share_counts_more_than_the_topic_every_sentence_na
     hits, sentences = _one_passage(embedder, text, "ms")
     extract = extract_answer(question, embedder.embed_query(question), hits, sentences)
     assert extract.text.splitlines()[0].startswith("- Ucapan tahniah itu disampaikan oleh Duta Besar")
+
+
+def test_the_best_sentences_are_scored_again_encoded_on_their_own(embedder):
+    # In the passage's context every sentence of it is "about the costume collection" for an English question;
+    # encoded alone, the one about works on paper is told from its neighbours.
+    text = ("Bộ sưu tập trang phục là toàn diện nhất ở Anh, có hơn 14.000 trang phục cộng với các phụ kiện, chủ yếu "
+            "có niên đại từ 1600 đến nay. Phác thảo trang phục, sổ tay thiết kế và các tác phẩm khác trên giấy thường "
+            "được lưu trữ bởi bộ phận “Chữ và Ảnh”. Bởi vì quần áo hàng ngày từ thời đại trước thường không còn tồn "
+            "tại, bộ sưu tập chủ yếu có quần áo thời trang được làm cho những dịp đặc biệt. Một trong những món quà "
+            "trang phục quan trọng đầu tiên xuất hiện vào năm 1913 khi V&A nhận được bộ sưu tập Talbot Hughes có "
+            "1.442 trang phục và vật phẩm làm quà tặng từ Harrods sau khi trưng bày tại cửa hàng bách hóa gần đó.")
+    question = "Which department houses the works on paper of the costume collection?"
+    hits, sentences = _one_passage(embedder, text, "vi")
+    query = embedder.embed_query(question)
+    in_context = extract_answer(question, query, hits, sentences)
+    rescored = extract_answer(question, query, hits, sentences, encode=embedder.embed_passages)
+    assert "“Chữ và Ảnh”" not in in_context.text.splitlines()[0]
+    assert "“Chữ và Ảnh”" in rescored.text.splitlines()[0]
+    assert rescored.best_score == pytest.approx(in_context.best_score, abs=0.02)  # the relevance floor's scale
+
+
+def test_words_most_candidate_sentences_share_do_not_outweigh_the_sentence_that_answers(embedder):
+    # "có thể", "các", "chống" … are in most sentences of the passage; the sentence that answers ("by locking
+    # the gates") shares few of the question's words, each of them rarer.  As a share of the question's own
+    # words' rarity, the common ones still carried the Brownlee quote to the top.
+    text = ("Một số hình thức bất tuân dân sự, chẳng hạn như tẩy chay bất hợp pháp, từ chối nộp thuế, né tránh dự "
+            "thảo, tấn công từ chối dịch vụ phân tán và ngồi chiếm chỗ, khiến hệ thống hoạt động khó khăn hơn. Theo "
+            "cách này, chúng có thể được coi là ép buộc. Brownlee lưu ý rằng \"mặc dù những người bất tuân dân sự bị "
+            "hạn chế trong việc sử dụng sự ép buộc bởi mục đích có lương tâm của họ để tham gia vào cuộc đối thoại "
+            "đạo đức, tuy nhiên, họ có thể thấy cần phải sử dụng sự ép buộc hạn chế để vấn đề của họ được đưa ra ra "
+            "thảo luận.\" Tổ chức Plowshares đã tạm thời đóng cửa GCSB Waihopai bằng cách khóa các cổng và sử dụng "
+            "liềm để làm xẹp một trong những mái vòm lớn bao phủ hai đĩa vệ tinh.")
+    question = "Làm thế nào bạn có thể phản đối chống lại các công ty lớn theo cách không bạo lực?"
+    hits, sentences = _one_passage(embedder, text, "vi")
+    extract = extract_answer(question, embedder.embed_query(question), hits, sentences)
+    assert "khóa các cổng" in extract.text.splitlines()[0]
