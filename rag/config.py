@@ -59,10 +59,10 @@ class Settings(BaseSettings):
     # retrieval (defaults follow bench/README.md)
     top_k: int = Field(5, ge=1, le=100)
     lexical_weight: float = Field(
-        0.3, ge=0, le=10, description="Weight of BM25 by the question's names and numbers in rank fusion; 0 = dense only"
+        0.1, ge=0, le=10, description="Weight of BM25 by the question's names and numbers in rank fusion; 0 = dense only"
     )
     lexical_words_weight: float = Field(
-        0.1, ge=0, le=10, description="Weight of BM25 by all the question's words, over passages in its language"
+        0.07, ge=0, le=10, description="Weight of BM25 by all the question's words, over passages in its language"
     )
     candidates: int = Field(50, ge=1, le=1000, description="Candidates per ranking before fusion")
     language_candidates: int = Field(

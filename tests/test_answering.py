@@ -123,13 +123,21 @@ def test_the_wrong_mayor_is_not_presented_as_an_answer(with_llm, llm_server):
     assert note.startswith("Jawaban model bahasa tidak dipakai (") and "none of its claims is backed" in note
 
 
+RECORDED_RETRIEVAL = {"lexical_weight": 0.3, "lexical_words_weight": 0.1}  # the BM25 weights of 2026-12-02
+
+
 @pytest.mark.parametrize("name", ["article-sources-wrong-mayor", "article-sources-wrong-article"])
 def test_a_real_answer_citing_an_article_that_does_not_name_its_person_is_not_shown(with_llm, llm_server, name):
     """Recorded on the article-sources prompt (2026-12-02): Seongnam's mayor given for Daejeon citing the
-    Daejeon article, and the right mayor citing only the Thanh Hoa-Yamanashi article; neither is backed."""
+    Daejeon article, and the right mayor citing only the Thanh Hoa-Yamanashi article; neither is backed.
+
+    Searched with the retrieval weights the transcripts were recorded with: the reply's [n] point at the
+    passages of that prompt (today's weights give the Seongnam article another chunk)."""
     recorded = load_fixture(name)
     llm_server.script(fixture_reply(name))
-    answer = ungated(with_llm).answer(recorded["question"])
+    assistant = ungated(with_llm)
+    assistant.settings = assistant.settings.model_copy(update=RECORDED_RETRIEVAL)
+    answer = assistant.answer(recorded["question"])
     assert len(llm_server.chat_requests) == 1
     assert llm_server.chat_requests[0].body["messages"] == recorded["messages"]  # the prompt it was recorded on
     assert answer.mode == MODE_EXTRACTIVE or answer.refused

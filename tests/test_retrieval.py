@@ -168,8 +168,6 @@ def test_the_own_language_pull_is_the_gap_between_its_centroid_and_the_rest(seed
     assert LanguageCentroids(only_vi, vectors[langs == "vi"]).own_language_pull(query, "vi") == 0  # one language
 
 
-@pytest.mark.xfail(strict=True, reason="known regression of 2026-12-02 (pooled sentence vectors, index format 4, "
-                   "with the split lexical rankings): the Vietnamese article wins this Vietnamese question again")
 def test_a_vietnamese_question_about_an_indonesian_article_is_not_won_by_the_vietnamese_one(seed_assistant,
                                                                                               monkeypatch):
     """The one Vietnamese article outranked the answer only because it shares the question's language."""
