@@ -109,6 +109,10 @@ class Settings(BaseSettings):
         180.0, gt=0, validation_alias=AliasChoices("RAG_LLM_ANSWER_TIMEOUT", "llm_answer_timeout"),
         description="Seconds a streamed answer may take in all (llm_timeout bounds each wait for the next piece)")
     llm_max_retries: int = Field(2, ge=0, le=10, validation_alias=AliasChoices("RAG_LLM_MAX_RETRIES", "llm_max_retries"))
+    llm_max_tokens: int = Field(
+        512, ge=16, le=32768, validation_alias=AliasChoices("RAG_LLM_MAX_TOKENS", "llm_max_tokens"),
+        description="Tokens an answer may have: a short cited answer needs far fewer, and a small model that "
+                    "repeats itself stops here (noted as incomplete) instead of at the answer timeout")
     llm_gate: bool = Field(
         True, description="Refuse without asking the LLM when no passage found answers closely enough (as no-LLM mode does)"
     )

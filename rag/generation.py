@@ -78,6 +78,7 @@ class LLMClient:
         self.model = settings.llm_model
         self.timeout = settings.llm_timeout
         self.answer_timeout = settings.llm_answer_timeout
+        self.max_tokens = settings.llm_max_tokens
         self._client = openai.OpenAI(
             base_url=settings.llm_base_url,
             api_key=settings.llm_api_key or "not-needed",  # local servers ignore the key, the client demands one
@@ -106,7 +107,7 @@ class LLMClient:
         raises from the iteration, with the text already yielded in
         ``LLMError.partial``.  Both are :class:`LLMError`.
         """
-        chunks = self._create(messages, stream=True)
+        chunks = self._create(messages, stream=True, max_tokens=self.max_tokens)
         content_type = chunks.response.headers.get("content-type", "")
         if "event-stream" not in content_type:
             chunks.close()

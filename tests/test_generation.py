@@ -257,6 +257,16 @@ def test_finish_reason_length_is_exposed(llm_server, make_client):
     assert "".join(stream) == "Jakarta flooded on" and stream.finish_reason == "length"
 
 
+def test_an_answer_is_asked_with_a_token_limit(llm_server, make_client):
+    """local-llm once wrote 4,700+ tokens of repetition for one question: without a limit only the answer
+    timeout stops it."""
+    llm_server.responder = lambda req: "Jakarta flooded [1]."
+    "".join(make_client().stream(messages_for()[0]))
+    assert llm_server.last_request.body["max_tokens"] == 512
+    "".join(make_client(llm_max_tokens=64).stream(messages_for()[0]))
+    assert llm_server.last_request.body["max_tokens"] == 64
+
+
 def test_stream_failing_after_text_keeps_the_partial_text(llm_server, make_client):
     llm_server.responder = lambda req: Reply(text="one two three four five", chunk_delay=0.2)
     stream = make_client().stream(messages_for()[0])
