@@ -27,7 +27,7 @@ import numpy as np
 
 from .answer_types import SOFT_TYPES, expected_type, has_type
 from .answers import Citation
-from .language import detect_language, lexical_tokens, name_tokens
+from .language import detect_language, lexical_tokens, name_tokens, shares_words
 from .retrieval import Hit, LanguageCentroids
 from .store import SentenceVectors
 
@@ -73,7 +73,7 @@ def extract_answer(
     names = name_tokens(question)
     tokens = [set(lexical_tokens(sentence)) for sentence in sentences]
     rarity = _rarity(tokens)
-    overlaps = [_overlap(words if hits[i].passage.lang == lang else names, own, rarity, len(tokens))
+    overlaps = [_overlap(words if shares_words(hits[i].passage.lang, lang) else names, own, rarity, len(tokens))
                 for (i, _, _), own in zip(candidates, tokens)]
     scores = similarity - pulls + OVERLAP_BONUS * np.array(overlaps)
     answer_type = expected_type(question)

@@ -51,6 +51,17 @@ LANGUAGE_NAMES = {
 }
 
 
+# Indonesian and Malay are one language in two standards: most of their words are spelt alike
+# ("kerja sama", "provinsi"/"wilayah" aside), so a question in one matches the other's sentences word
+# for word, as it matches its own.  Other pairs share names and numbers only.
+SHARED_WORDS = (frozenset({"id", "ms"}),)
+
+
+def shares_words(a: str | None, b: str | None) -> bool:
+    """Whether text in language ``a`` and text in ``b`` are written with the same words."""
+    return a == b or any(a in pair and b in pair for pair in SHARED_WORDS)
+
+
 @lru_cache(maxsize=1)
 def _detector():
     return LanguageDetectorBuilder.from_languages(*SUPPORTED).build()

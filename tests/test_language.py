@@ -9,6 +9,7 @@ from rag.language import (
     detect_language,
     name_phrases,
     name_tokens,
+    shares_words,
     strip_diacritics,
     unaccented_vietnamese,
     written_in_vietnamese,
@@ -84,6 +85,14 @@ def test_other_plain_ascii_text_is_not_taken_for_unaccented_vietnamese(text, lan
 
 def test_diacritics_are_stripped_with_the_case_kept():
     assert strip_diacritics("Đà Nẵng và Hà Nội") == "Da Nang va Ha Noi"
+
+
+@pytest.mark.parametrize("a, b, shared", [
+    ("id", "ms", True), ("ms", "id", True), ("vi", "vi", True), ("id", "vi", False), ("en", "ms", False),
+    (None, "id", False),  # a passage whose language is unknown shares names only
+])
+def test_only_the_same_language_or_indonesian_and_malay_share_words(a, b, shared):
+    assert shares_words(a, b) is shared
 
 
 SEED_MALAY = ROOT / "corpus" / "002_c12aae596eddc73b.txt"
