@@ -32,7 +32,7 @@ from .answer_types import roles_in
 from .answers import Citation
 from .chunking import split_sentences
 from .embeddings import Embedder
-from .language import fold
+from .language import fold, language_name, written_in
 from .names import NameMention, find_names, gazetteer_keys
 from .numbers import number_spans, numbers_in
 from .retrieval import Hit
@@ -340,13 +340,16 @@ def check_answer(
     a claim citing it is checked against all of them together, so a right
     answer citing its article's other passage is backed.  ``sentences_of``
     maps a passage's row id to its stored sentences.  The answer is
-    ``unusable`` when it has no text besides markers, or when none of its
-    claims is backed.
+    ``unusable`` when it has no text besides markers, when it is not written in
+    ``lang`` (the user reads that language, and the model was asked for it), or
+    when none of its claims is backed.
     """
     parsed = parse(answer, lang)
     notes = _removed_markers_note(parsed, len(sources))
     if not parsed.sentences:
         return CheckedAnswer("", (), tuple(notes), "it had no text besides citation markers")
+    if written_in(answer, lang) is False:
+        return CheckedAnswer("", (), tuple(notes), f"it is not written in {language_name(lang)}")
     valid = [tuple(n for n in s.cites if 1 <= n <= len(sources)) for s in parsed.sentences]
     checked = [i for i, cites in enumerate(valid) if cites]
     vectors = embedder.embed_queries([parsed.sentences[i].text for i in checked]) if checked else []

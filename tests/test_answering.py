@@ -88,6 +88,9 @@ def test_an_unsupported_claim_is_flagged(with_llm, llm_server):
     ("Yamanashi agreed to keep exchanging cooperation opportunities with Thanh Hoa.", "cites a source"),
     ("The Eiffel Tower was painted green by Gustave Eiffel in 1889 [1].", "none of its claims is backed"),
     ("", "it was empty"),
+    # right and cited, but in the source's language, not the question's
+    ("Wakil wilayah Yamanashi bersetuju dengan kandungan cadangan kerjasama wilayah Thanh Hoa [1].",
+     "it is not written in English"),
 ])
 def test_an_unusable_generated_answer_falls_back_to_the_extract_and_says_why(with_llm, llm_server, reply, why):
     llm_server.script(reply)

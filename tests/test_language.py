@@ -12,6 +12,7 @@ from rag.language import (
     shares_words,
     strip_diacritics,
     unaccented_vietnamese,
+    written_in,
     written_in_vietnamese,
 )
 
@@ -93,6 +94,21 @@ def test_diacritics_are_stripped_with_the_case_kept():
 ])
 def test_only_the_same_language_or_indonesian_and_malay_share_words(a, b, shared):
     assert shares_words(a, b) is shared
+
+
+@pytest.mark.parametrize("text, lang, written", [
+    # what local-llm wrote: English around an Indonesian title and a quoted Indonesian source sentence
+    ("The mayor of Seongnam who came to Thanh Hoa with the Korean delegation is Bapak Shin Sang Jin, Walikota Kota "
+     "Seongnam. This can be seen in the source [2] where it states: \"Bapak Shin Sang Jin, Walikota Kota Seongnam, "
+     "menandatangani Perjanjian untuk memperkuat kerja sama yang bersahabat antara kedua daerah.\"", "en", True),
+    ("The head of the delegation was Phó Chủ tịch UBND tỉnh Đầu Thanh Tùng [1].", "en", True),
+    ("Kedua-dua pihak bersetuju untuk meningkatkan kerjasama dalam bidang pendidikan [1].", "id", True),  # Malay
+    ("hai ben dong y hop tac. Kedua belah pihak sepakat untuk meningkatkan kerja sama di bidang pendidikan.", "vi", False),
+    ("The two sides agreed to cooperate in education [1].", "vi", False),
+    ("Wali Kota Daejeon adalah Bapak Shin Sang Jin. [1]", "en", None),  # one word of its own: too few to tell
+])
+def test_an_answer_is_read_for_its_own_words_not_the_names_and_quotes_it_takes_from_sources(text, lang, written):
+    assert written_in(text, lang) is written
 
 
 SEED_MALAY = ROOT / "corpus" / "002_c12aae596eddc73b.txt"
