@@ -119,17 +119,13 @@ def written_in(text: str, lang: str) -> bool | None:
     Tagalog 0.55, English 0.09).
     """
     words = [w for w in _LETTERS.findall(_NOT_PROSE.sub(" ", text)) if not w[0].isupper()]
-    if len(words) < PROSE_MIN_WORDS:
+    languages = [language for language in SUPPORTED if shares_words(language.iso_code_639_1.name.lower(), lang)]
+    if len(words) < PROSE_MIN_WORDS or not languages:  # too short, or asked in a language lingua is not given
         return None
     prose = " ".join(words)
     if shares_words(detect_language(prose), lang):
         return True
-    return _confidence(prose, lang) >= FOREIGN_CONFIDENCE
-
-
-def _confidence(text: str, lang: str) -> float:
-    languages = [language for language in SUPPORTED if shares_words(language.iso_code_639_1.name.lower(), lang)]
-    return sum(_detector().compute_language_confidence(text, language) for language in languages)
+    return sum(_detector().compute_language_confidence(prose, language) for language in languages) >= FOREIGN_CONFIDENCE
 
 
 def written_in_vietnamese(sample: str) -> bool:

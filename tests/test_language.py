@@ -106,6 +106,7 @@ def test_only_the_same_language_or_indonesian_and_malay_share_words(a, b, shared
     ("hai ben dong y hop tac. Kedua belah pihak sepakat untuk meningkatkan kerja sama di bidang pendidikan.", "vi", False),
     ("The two sides agreed to cooperate in education [1].", "vi", False),
     ("Wali Kota Daejeon adalah Bapak Shin Sang Jin. [1]", "en", None),  # one word of its own: too few to tell
+    ("The two sides agreed to cooperate in education [1].", "und", None),  # the question's language is not known
 ])
 def test_an_answer_is_read_for_its_own_words_not_the_names_and_quotes_it_takes_from_sources(text, lang, written):
     assert written_in(text, lang) is written
