@@ -69,6 +69,12 @@ def _one_passage(embedder, text: str, lang: str):
     return [Hit(1, 0.9, passage)], {1: SentenceVectors(spans, vectors)}
 
 
+def _first_quote(embedder, text: str, lang: str, question: str) -> str:
+    """The first line the extractive answer quotes from ``text`` as the only passage."""
+    hits, sentences = _one_passage(embedder, text, lang)
+    return extract_answer(question, embedder.embed_query(question), hits, sentences).text.splitlines()[0]
+
+
 def test_a_name_few_sentences_share_counts_more_than_the_topic_every_sentence_names(embedder):
     # The topic (Anwar Ibrahim) is in most sentences; the one that answers names only the United States.
     # Counted plainly, two of the question's three names beat one, and a sentence about Anwar was quoted first.
@@ -77,9 +83,7 @@ def test_a_name_few_sentences_share_counts_more_than_the_topic_every_sentence_na
             "Ucapan tahniah itu disampaikan oleh Duta Besar Amerika Syarikat ke Malaysia, Brian McFeeters. "
             "Anwar Ibrahim juga menerima panggilan telefon daripada Presiden Turkiye.")
     question = "Đại sứ nào đã chuyển lời chúc mừng của Mỹ tới ông Anwar Ibrahim?"
-    hits, sentences = _one_passage(embedder, text, "ms")
-    extract = extract_answer(question, embedder.embed_query(question), hits, sentences)
-    assert extract.text.splitlines()[0].startswith("- Ucapan tahniah itu disampaikan oleh Duta Besar")
+    assert _first_quote(embedder, text, "ms", question).startswith("- Ucapan tahniah itu disampaikan oleh Duta Besar")
 
 
 def test_the_best_sentences_are_scored_again_encoded_on_their_own(embedder):
@@ -113,9 +117,7 @@ def test_words_most_candidate_sentences_share_do_not_outweigh_the_sentence_that_
             "thảo luận.\" Tổ chức Plowshares đã tạm thời đóng cửa GCSB Waihopai bằng cách khóa các cổng và sử dụng "
             "liềm để làm xẹp một trong những mái vòm lớn bao phủ hai đĩa vệ tinh.")
     question = "Làm thế nào bạn có thể phản đối chống lại các công ty lớn theo cách không bạo lực?"
-    hits, sentences = _one_passage(embedder, text, "vi")
-    extract = extract_answer(question, embedder.embed_query(question), hits, sentences)
-    assert "khóa các cổng" in extract.text.splitlines()[0]
+    assert "khóa các cổng" in _first_quote(embedder, text, "vi", question)
 
 
 def test_an_indonesian_question_matches_a_malay_sentence_word_for_word(embedder):
@@ -128,6 +130,4 @@ def test_an_indonesian_question_matches_a_malay_sentence_word_for_word(embedder)
             "Di luar forum, kawasan pameran mempamerkan lebih daripada 40 gerai lokaliti kedua-dua negara, "
             "termasuk wilayah Thanh Hoa.")
     question = "Berapa banyak stan dalam pameran lokal Vietnam-Jepang di forum tersebut?"
-    hits, sentences = _one_passage(embedder, text, "ms")
-    extract = extract_answer(question, embedder.embed_query(question), hits, sentences)
-    assert "40 gerai" in extract.text.splitlines()[0]
+    assert "40 gerai" in _first_quote(embedder, text, "ms", question)
