@@ -13,7 +13,8 @@ retrieval corrects passages (:class:`rag.retrieval.LanguageCentroids`): a
 Vietnamese question otherwise quotes the one Vietnamese article, and an
 English one Indonesian text, before the sentence that answers.  Questions that
 ask for an amount, a date or a number only take sentences that contain one
-(:mod:`rag.answer_types`).
+(:mod:`rag.answer_types`), and a sentence about another place than the
+question's is not quoted (:func:`_without_other_places`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 from .answer_types import SOFT_TYPES, expected_type, has_type
 from .answers import Citation
 from .language import detect_language, lexical_tokens, name_tokens, shares_words
+from .names import about_another_place, gazetteer_keys
 from .retrieval import Hit, LanguageCentroids
 from .store import SentenceVectors
 
@@ -83,6 +85,8 @@ def extract_answer(
     if not typed.any():
         return Extract("", [], 0.0)
     scores = np.where(typed, scores, -np.inf)
+    if answer_type != "place":  # a "which province …" answer names a place the question does not
+        scores = _without_other_places(scores, question, sentences)
     if encode is not None:
         scores = _rescored_alone(scores, similarity, sentences, query, encode)
     chosen = _choose(scores)
@@ -126,6 +130,26 @@ def _choose(scores: np.ndarray) -> list[int]:
     order = [int(i) for i in np.argsort(-scores)]
     best = scores[order[0]]
     return [i for i in order[:MAX_SENTENCES] if scores[i] >= best - MARGIN]
+
+
+def _without_other_places(scores: np.ndarray, question: str, sentences: list[str]) -> np.ndarray:
+    """``scores`` without the sentences about another place than the question's (:func:`about_another_place`).
+
+    Articles about one partnership mention its siblings ("… as Japan did in
+    2023" in an article about Korea), and such a sentence scores within the
+    margin of the one that answers: it was quoted beside it, cited as backing
+    what it does not say.  When every candidate is about another place, they
+    all stay: whether the passages answer at all is the relevance floor's call,
+    which reads the best sentence's similarity.  Not applied to "which
+    province …" questions, whose answer is a place the question does not name.
+    """
+    asked = gazetteer_keys(question)
+    if not asked:
+        return scores
+    elsewhere = np.array([np.isfinite(score) and about_another_place(asked, gazetteer_keys(sentence))
+                          for score, sentence in zip(scores, sentences)])
+    kept = np.where(elsewhere, -np.inf, scores)
+    return kept if np.isfinite(kept).any() else scores
 
 
 def _rescored_alone(scores: np.ndarray, similarity: np.ndarray, sentences: list[str], query: np.ndarray,

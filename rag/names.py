@@ -475,6 +475,37 @@ def gazetteer_keys(text: str) -> frozenset[str]:
     return frozenset(m.key for m in gazetteer_mentions(text))
 
 
+def country_of(key: str) -> str | None:
+    """The country key a gazetteer key lies in: ``loc:kr:seongnam`` and ``country:kr`` both give ``country:kr``."""
+    parts = key.split(":")
+    if parts[0] == "country":
+        return key
+    return f"country:{parts[1]}" if parts[0] == "loc" and len(parts) > 2 else None
+
+
+def about_another_place(asked: frozenset[str], named: frozenset[str]) -> bool:
+    """Whether a text naming the places ``named`` speaks of somewhere else than a question naming ``asked``.
+
+    It does when it leaves out a place the question names and names one the
+    question does not: "Japan upgraded its ties with Vietnam in 2023" for a
+    question about Korea and Vietnam.  A place inside an asked country covers
+    it (Seongnam for "Korea"), and the country of an asked place is no other
+    place (Vietnam beside "Hanoi"), so "Thanh Hoa and Seongnam signed …" is
+    about "Vietnam and Korea".  A text naming no place is about nothing else:
+    the answering sentence often says only "the city" or "he".
+    """
+    asked_countries = {country_of(key) for key in asked}
+
+    def covered(key: str) -> bool:
+        return key in named or (key.startswith("country:") and any(country_of(n) == key for n in named))
+
+    def elsewhere(key: str) -> bool:
+        return key not in asked and key not in asked_countries and not (
+            key.startswith("loc:") and country_of(key) in asked)
+
+    return not all(covered(key) for key in asked) and any(elsewhere(key) for key in named)
+
+
 @dataclass(frozen=True)
 class ArticleVocabulary:
     """What :class:`NameVocabulary` needs of one article (its title included), computed when it is indexed."""

@@ -131,3 +131,27 @@ def test_an_indonesian_question_matches_a_malay_sentence_word_for_word(embedder)
             "termasuk wilayah Thanh Hoa.")
     question = "Berapa banyak stan dalam pameran lokal Vietnam-Jepang di forum tersebut?"
     assert "40 gerai" in _first_quote(embedder, text, "ms", question)
+
+
+def test_a_sentence_about_another_partner_country_is_not_quoted_beside_the_answer(embedder):
+    # An article about the Korean partnership recalls Japan's upgrade of the same year's kind: within the margin
+    # of the sentence that answers, it was quoted beside it and cited as backing a Korea answer.
+    text = ("Beliau menekankan bahwa setelah kedua negara resmi meningkatkan hubungan menjadi Kemitraan Strategis "
+            "Komprehensif pada tahun 2022, hubungan Vietnam-Korea semakin berkembang. "
+            "Sebelumnya, Jepang juga meningkatkan hubungan Jepang-Vietnam menjadi Kemitraan Strategis Komprehensif "
+            "pada tahun 2023. "
+            "Kedua belah pihak sepakat untuk memperkuat kerja sama di bidang pendidikan dan pariwisata.")
+    question = "Việt Nam và Hàn Quốc nâng cấp quan hệ lên Đối tác chiến lược toàn diện vào năm nào?"
+    hits, sentences = _one_passage(embedder, text, "id")
+    answer = extract_answer(question, embedder.embed_query(question), hits, sentences).text
+    assert "2022" in answer.splitlines()[0]
+    assert "Jepang" not in answer
+
+
+def test_a_question_whose_places_no_sentence_names_still_quotes_the_best_sentence(embedder):
+    # Whether to refuse is the relevance floor's call, not this rule's: every sentence here names another city.
+    text = ("Wali Kota Seongnam, Shin Sang Jin, memimpin delegasi ke Thanh Hoa. "
+            "Delegasi Seongnam terdiri dari hampir 20 anggota, termasuk pejabat dan pengusaha.")
+    question = "Siapa Wali Kota Daejeon?"
+    hits, sentences = _one_passage(embedder, text, "id")
+    assert "Shin Sang Jin" in extract_answer(question, embedder.embed_query(question), hits, sentences).text

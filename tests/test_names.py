@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.names import NameMention, find_names, gazetteer_keys, name_keys
+from rag.names import NameMention, about_another_place, country_of, find_names, gazetteer_keys, name_keys
 
 SAME_ENTITY = [
     ("loc:vn:ha-noi", ["Hà Nội", "Hanoi", "Ha Noi", "Thành phố Hà Nội", "Kota Hanoi"]),
@@ -161,3 +161,26 @@ def test_lower_case_words_that_are_also_names_stay_words():
     assert gazetteer_keys("anh ay la nguoi duc tot nhat o my, as we say to us") == frozenset()
     # and capitals anywhere mean the text writes its names with them: the usual rules apply
     assert gazetteer_keys("Ông ấy nói ha noi") == frozenset()
+
+
+def test_a_place_lies_in_its_country():
+    assert country_of("loc:kr:seongnam") == "country:kr"
+    assert country_of("country:jp") == "country:jp"
+    assert country_of("name:shin sang jin") is None
+
+
+@pytest.mark.parametrize(("question", "text", "elsewhere"), [
+    ("Vietnam and South Korea upgraded their ties in which year?", "Jepun-Vietnam kepada Perkongsian Strategik", True),
+    ("Vietnam and South Korea upgraded their ties in which year?", "hubungan Vietnam-Korea semakin berkembang", False),
+    # a place inside an asked country covers it; the country of an asked place is no other place
+    ("Vietnam and South Korea upgraded their ties in which year?", "Thanh Hoa dan Seongnam menandatangani", False),
+    ("Ai đứng đầu Ban Quản lý các khu công nghệ cao Hà Nội?", "Bapak Vu Xuan Hung, Kota Hanoi, Vietnam", False),
+    ("Ai đứng đầu Ban Quản lý các khu công nghệ cao Hà Nội?", "Daejeon là nơi tập trung nhiều viện nghiên cứu", True),
+    ("Who is the mayor of Daejeon?", "Wali Kota Seongnam, Shin Sang Jin", True),
+    # naming nothing is not speaking of somewhere else: the sentence that answers often says "he"
+    ("Who is the mayor of Daejeon?", "Beliau juga menyampaikan terima kasih", False),
+    # naming the asked place and others besides is still about it
+    ("Who is the mayor of Daejeon?", "Daejeon dan Seongnam", False),
+])
+def test_a_text_speaks_of_another_place_when_it_drops_an_asked_one_for_another(question, text, elsewhere):
+    assert about_another_place(gazetteer_keys(question), gazetteer_keys(text)) is elsewhere
