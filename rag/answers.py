@@ -121,6 +121,44 @@ MESSAGES = {
         "id": "Jawaban model bahasa tidak lengkap ({reason}).",
         "ms": "Jawapan model bahasa tidak lengkap ({reason}).",
     },
+    # Why a generated answer is not used or is incomplete (rag.citations.CheckedAnswer.unusable, finish_reason):
+    # the reason inside the llm_unusable / incomplete note, so in the same language as the note.
+    "why_markers_only": {
+        "en": "it had no text besides citation markers",
+        "vi": "nó không có nội dung nào ngoài các dấu trích dẫn",
+        "id": "tidak ada teks selain penanda kutipan",
+        "ms": "tiada teks selain penanda petikan",
+    },
+    "why_foreign": {  # only ever said of the question's own language
+        "en": "it is not written in {language}",
+        "vi": "nó không được viết bằng tiếng Việt",
+        "id": "tidak ditulis dalam bahasa Indonesia",
+        "ms": "tidak ditulis dalam bahasa Melayu",
+    },
+    "why_uncited": {
+        "en": "none of its sentences cites a source",
+        "vi": "không câu nào của nó dẫn nguồn",
+        "id": "tidak satu pun kalimatnya mengutip sumber",
+        "ms": "tiada satu pun ayatnya memetik sumber",
+    },
+    "why_unbacked": {
+        "en": "none of its claims is backed by its sources",
+        "vi": "không nhận định nào của nó được các nguồn xác nhận",
+        "id": "tidak satu pun klaimnya didukung sumbernya",
+        "ms": "tiada satu pun dakwaannya disokong sumbernya",
+    },
+    "why_empty": {
+        "en": "it was empty",
+        "vi": "nó trống rỗng",
+        "id": "jawabannya kosong",
+        "ms": "jawapannya kosong",
+    },
+    "why_length": {
+        "en": "it reached its token limit",
+        "vi": "nó đã chạm giới hạn token",
+        "id": "mencapai batas token",
+        "ms": "mencapai had token",
+    },
     "extracted": {
         "en": "these are the most relevant sentences from the articles, quoted in their original language.",
         "vi": "đây là những câu liên quan nhất trích từ các bài báo, giữ nguyên ngôn ngữ gốc.",

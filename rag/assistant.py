@@ -43,7 +43,7 @@ from .extractive import Extract, extract_answer, language_pulls
 from .filters import SearchFilters
 from .generation import LLMClient, LLMError, Turn, build_messages, could_be_refusal, is_refusal, rewrite_followup
 from .indexing import IndexReport, update_index
-from .language import detect_language, fold, name_phrases
+from .language import detect_language, fold, language_name, name_phrases
 from .names import NameVocabulary
 from .retrieval import Hit, RetrievalOptions, Retriever
 from .store import SentenceVectors
@@ -245,13 +245,14 @@ class Assistant:
             reply, finish_reason, failure = exc.partial, None, exc
         if failure and not reply.strip():
             return Unused(message("llm_failed", asked.lang, reason=str(failure)), reply or None)
-        cut = str(failure) if failure else ("it reached its token limit" if finish_reason == "length" else None)
+        cut = str(failure) if failure else (message("why_length", asked.lang) if finish_reason == "length" else None)
         checked = self._checked(snapshot, asked, reply, sources, cut)
         if isinstance(checked, Answer):
             return checked
         if failure:
             return Unused(message("llm_failed", asked.lang, reason=str(failure)), reply)
-        return Unused(message("llm_unusable", asked.lang, reason=checked.unusable), reply)
+        why = message(f"why_{checked.unusable}", asked.lang, language=language_name(asked.lang))
+        return Unused(message("llm_unusable", asked.lang, reason=why), reply)
 
     def _stream(self, messages: list[dict], timings: dict[str, float]) -> Generator[TextDelta, None, tuple[str, str]]:
         """Stream the LLM's reply, holding back text that may still turn out to be the refusal sentinel.
@@ -279,7 +280,7 @@ class Assistant:
         if is_refusal(reply):
             return asked.answer(MODE_LLM, message("not_found", asked.lang), refused=True, model_reply=reply)
         if not reply.strip():
-            return CheckedAnswer("", (), (), "it was empty")
+            return CheckedAnswer("", (), (), "empty")
         clock = time.perf_counter()
         passages = snapshot.sentences_of([hit for source in sources for hit in source])
         checked = citations.check_answer(reply.strip(), sources, self.embedder, passages, asked.lang)

@@ -32,7 +32,7 @@ from .answer_types import roles_in
 from .answers import Citation
 from .chunking import split_sentences
 from .embeddings import Embedder
-from .language import fold, language_name, written_in
+from .language import fold, written_in
 from .names import NameMention, find_names, gazetteer_keys
 from .numbers import number_spans, numbers_in
 from .retrieval import Hit
@@ -121,7 +121,11 @@ class Support:
 
 @dataclass(frozen=True)
 class CheckedAnswer:
-    """The answer as it will be shown, or why it cannot be: ``unusable`` is set when nothing in it is backed."""
+    """The answer as it will be shown, or why it cannot be: ``unusable`` is set when nothing in it is backed.
+
+    ``unusable`` is a reason's key (``"markers_only"``, ``"foreign"``, ``"uncited"``, ``"unbacked"``,
+    ``"empty"``), said in the question's language by ``rag.answers.message(f"why_{key}", …)``.
+    """
 
     text: str
     citations: tuple[Citation, ...]
@@ -347,9 +351,9 @@ def check_answer(
     parsed = parse(answer, lang)
     notes = _removed_markers_note(parsed, len(sources))
     if not parsed.sentences:
-        return CheckedAnswer("", (), tuple(notes), "it had no text besides citation markers")
+        return CheckedAnswer("", (), tuple(notes), "markers_only")
     if written_in(answer, lang) is False:
-        return CheckedAnswer("", (), tuple(notes), f"it is not written in {language_name(lang)}")
+        return CheckedAnswer("", (), tuple(notes), "foreign")
     valid = [tuple(n for n in s.cites if 1 <= n <= len(sources)) for s in parsed.sentences]
     checked = [i for i, cites in enumerate(valid) if cites]
     vectors = embedder.embed_queries([parsed.sentences[i].text for i in checked]) if checked else []
@@ -378,8 +382,7 @@ def check_answer(
                       f"{'' if ok else UNSUPPORTED_FLAG}")
     citations = _citations(sources, valid, support)
     if not backed_claims:
-        why = "none of its sentences cites a source" if not support else "none of its claims is backed by its sources"
-        return CheckedAnswer("".join(pieces), citations, tuple(notes), why)
+        return CheckedAnswer("".join(pieces), citations, tuple(notes), "unbacked" if support else "uncited")
     return CheckedAnswer("".join(pieces), citations, tuple(notes))
 
 

@@ -103,6 +103,15 @@ def test_an_unusable_generated_answer_falls_back_to_the_extract_and_says_why(wit
     assert answer.model_reply == reply  # kept, so that an evaluation can show what the model wrote
 
 
+def test_why_the_model_answer_was_not_used_is_said_in_the_questions_language(with_llm, llm_server):
+    # local-llm's Vietnamese fallbacks read "Câu trả lời … không được dùng (none of its claims is backed …)"
+    llm_server.script("[1] [2] [3]")
+    answer = with_llm.answer("Thanh Hóa và Yamanashi đã thống nhất những gì?")
+    [note] = answer.notes
+    assert note.startswith("Câu trả lời của mô hình ngôn ngữ không được dùng "
+                           "(nó không có nội dung nào ngoài các dấu trích dẫn): đây là những câu")
+
+
 def test_a_question_the_passages_do_not_answer_is_refused_without_asking_the_model(with_llm, llm_server):
     llm_server.responder = lambda body: "Wali Kota Daejeon adalah Bapak Shin Sang Jin. [1]"  # the small model's reply
     answer = with_llm.answer("Siapa Wali Kota Daejeon?")
@@ -123,14 +132,17 @@ def test_the_wrong_mayor_is_not_presented_as_an_answer(with_llm, llm_server):
     assert "Shin Sang Jin" not in answer.text
     assert answer.refused and answer.text == "Informasi ini tidak ditemukan dalam artikel."
     [note] = answer.notes
-    assert note.startswith("Jawaban model bahasa tidak dipakai (") and "none of its claims is backed" in note
+    assert note.startswith("Jawaban model bahasa tidak dipakai (tidak satu pun klaimnya didukung sumbernya)")
 
 
 RECORDED_RETRIEVAL = {"lexical_weight": 0.3, "lexical_words_weight": 0.1}  # the BM25 weights of 2026-12-02
 
 
-@pytest.mark.parametrize("name", ["article-sources-wrong-mayor", "article-sources-wrong-article"])
-def test_a_real_answer_citing_an_article_that_does_not_name_its_person_is_not_shown(with_llm, llm_server, name):
+@pytest.mark.parametrize(("name", "why"), [
+    ("article-sources-wrong-mayor", "(tidak satu pun klaimnya didukung sumbernya)"),  # asked in Indonesian
+    ("article-sources-wrong-article", "(none of its claims is backed by its sources)"),
+])
+def test_a_real_answer_citing_an_article_that_does_not_name_its_person_is_not_shown(with_llm, llm_server, name, why):
     """Recorded on the article-sources prompt (2026-12-02): Seongnam's mayor given for Daejeon citing the
     Daejeon article, and the right mayor citing only the Thanh Hoa-Yamanashi article; neither is backed.
 
@@ -144,7 +156,7 @@ def test_a_real_answer_citing_an_article_that_does_not_name_its_person_is_not_sh
     assert len(llm_server.chat_requests) == 1
     assert llm_server.chat_requests[0].body["messages"] == recorded["messages"]  # the prompt it was recorded on
     assert answer.mode == MODE_EXTRACTIVE or answer.refused
-    assert any("none of its" in note for note in answer.notes)
+    assert any(why in note for note in answer.notes)
 
 
 def test_markers_before_their_sentences_and_placeholders_are_read(with_llm, llm_server):

@@ -250,7 +250,7 @@ def test_an_unusable_model_answer_falls_back_to_extractive_and_says_so(llm_serve
     llm_server.script(fixture_reply("markers-only"))
     completion = ask(llm_served, recorded["question"])
     rag = completion.model_extra["rag"]
-    assert rag["mode"] == "extractive" and any("no text besides citation markers" in note for note in rag["notes"])
+    assert rag["mode"] == "extractive" and any("tidak ada teks selain penanda kutipan" in note for note in rag["notes"])  # asked in Indonesian
 
 
 # ----------------------------------------------------------------------- search, articles
