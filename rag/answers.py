@@ -159,6 +159,61 @@ MESSAGES = {
         "id": "mencapai batas token",
         "ms": "mencapai had token",
     },
+    # The notes of the claim check (rag.citations): why a sentence is flagged ⚠, and markers taken out.
+    "claim_missing_names": {
+        "en": "its source does not mention {items}",
+        "vi": "nguồn của câu này không nhắc đến {items}",
+        "id": "sumbernya tidak menyebut {items}",
+        "ms": "sumbernya tidak menyebut {items}",
+    },
+    "claim_missing_numbers": {
+        "en": "its source does not give {items}",
+        "vi": "nguồn của câu này không nêu {items}",
+        "id": "sumbernya tidak memuat {items}",
+        "ms": "sumbernya tidak memberikan {items}",
+    },
+    "claim_missing_roles": {
+        "en": "its source names no {items}",
+        "vi": "nguồn của câu này không nêu chức danh {items}",
+        "id": "sumbernya tidak menyebut jabatan {items}",
+        "ms": "sumbernya tidak menyebut jawatan {items}",
+    },
+    "claim_misplaced_numbers": {
+        "en": "its source gives {items} about something else",
+        "vi": "nguồn của câu này nêu {items} về một điều khác",
+        "id": "sumbernya memuat {items} tentang hal lain",
+        "ms": "sumbernya memberikan {items} tentang perkara lain",
+    },
+    "claim_unsaid": {
+        "en": "its source does not say this",
+        "vi": "nguồn của câu này không nói điều đó",
+        "id": "sumbernya tidak mengatakan hal itu",
+        "ms": "sumbernya tidak menyatakan perkara itu",
+    },
+    "claim_uncited": {
+        "en": "it cites no source",
+        "vi": "câu này không dẫn nguồn",
+        "id": "kalimat ini tidak mengutip sumber",
+        "ms": "ayat ini tidak memetik sumber",
+    },
+    "markers_no_source": {
+        "en": "Removed citation marker(s) {markers}: no such source.",
+        "vi": "Đã bỏ dấu trích dẫn {markers}: không có nguồn đó.",
+        "id": "Penanda kutipan {markers} dihapus: sumber itu tidak ada.",
+        "ms": "Penanda petikan {markers} dibuang: sumber itu tiada.",
+    },
+    "marker_not_backing": {
+        "en": "Removed citation marker(s) {markers} from “{sentence}”: that source does not say it.",
+        "vi": "Đã bỏ dấu trích dẫn {markers} khỏi “{sentence}”: nguồn đó không nói điều này.",
+        "id": "Penanda kutipan {markers} dihapus dari “{sentence}”: sumber itu tidak menyatakannya.",
+        "ms": "Penanda petikan {markers} dibuang daripada “{sentence}”: sumber itu tidak menyatakannya.",
+    },
+    "markers_not_backing": {
+        "en": "Removed citation marker(s) {markers} from “{sentence}”: those sources do not say it.",
+        "vi": "Đã bỏ dấu trích dẫn {markers} khỏi “{sentence}”: các nguồn đó không nói điều này.",
+        "id": "Penanda kutipan {markers} dihapus dari “{sentence}”: sumber-sumber itu tidak menyatakannya.",
+        "ms": "Penanda petikan {markers} dibuang daripada “{sentence}”: sumber-sumber itu tidak menyatakannya.",
+    },
     "extracted": {
         "en": "these are the most relevant sentences from the articles, quoted in their original language.",
         "vi": "đây là những câu liên quan nhất trích từ các bài báo, giữ nguyên ngôn ngữ gốc.",

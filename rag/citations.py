@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .answer_types import roles_in
-from .answers import Citation
+from .answers import Citation, message
 from .chunking import split_sentences
 from .embeddings import Embedder
 from .language import fold, written_in
@@ -107,16 +107,14 @@ class Support:
         """How many names, numbers and offices the passages do not back: the closest source lacks the fewest."""
         return len(self.missing_names + self.missing_numbers + self.missing_roles + self.misplaced_numbers)
 
-    def reason(self) -> str:
-        if self.missing_names:
-            return f"its source does not mention {', '.join(self.missing_names)}"
-        if self.missing_numbers:
-            return f"its source does not give {', '.join(self.missing_numbers)}"
-        if self.missing_roles:
-            return f"its source names no {', '.join(self.missing_roles)}"
-        if self.misplaced_numbers:
-            return f"its source gives {', '.join(self.misplaced_numbers)} about something else"
-        return "its source does not say this"
+    def reason(self, lang: str = "en") -> str:
+        """Why the claim is not backed, in ``lang`` (the question's language, which the notes are in)."""
+        for key, items in (("claim_missing_names", self.missing_names), ("claim_missing_numbers", self.missing_numbers),
+                           ("claim_missing_roles", self.missing_roles),
+                           ("claim_misplaced_numbers", self.misplaced_numbers)):
+            if items:
+                return message(key, lang, items=", ".join(items))
+        return message("claim_unsaid", lang)
 
 
 @dataclass(frozen=True)
@@ -349,7 +347,7 @@ def check_answer(
     when none of its claims is backed.
     """
     parsed = parse(answer, lang)
-    notes = _removed_markers_note(parsed, len(sources))
+    notes = _removed_markers_note(parsed, len(sources), lang)
     if not parsed.sentences:
         return CheckedAnswer("", (), tuple(notes), "markers_only")
     if written_in(answer, lang) is False:
@@ -363,8 +361,8 @@ def check_answer(
         valid[i], support[i] = _backing_sources(parsed.sentences[i].text, vector, cited, sources, sentences_of, embedder)
         if valid[i] != cited:
             dropped = [f"[{n}]" for n in cited if n not in valid[i]]
-            notes.append(f"Removed citation marker(s) {''.join(dropped)} from “{parsed.sentences[i].text}”: "
-                         f"{'that source does' if len(dropped) == 1 else 'those sources do'} not say it.")
+            notes.append(message("marker_not_backing" if len(dropped) == 1 else "markers_not_backing", lang,
+                                 markers="".join(dropped), sentence=parsed.sentences[i].text))
 
     pieces, claims, backed_claims = [], 0, 0
     for i, sentence in enumerate(parsed.sentences):
@@ -376,7 +374,7 @@ def check_answer(
         ok = i in support and support[i].backed
         backed_claims += ok
         if not ok:
-            why = support[i].reason() if i in support else "it cites no source"
+            why = support[i].reason(lang) if i in support else message("claim_uncited", lang)
             notes.append(f"⚠ “{sentence.text}”: {why}.")
         pieces.append(f"{sentence.separator}{sentence.text}{' ' + markers if markers else ''}"
                       f"{'' if ok else UNSUPPORTED_FLAG}")
@@ -409,10 +407,10 @@ def _backing_sources(claim: str, vector: np.ndarray, cited: tuple[int, ...], sou
     return cited, replace(closest, quotes={key: quote for s in alone.values() for key, quote in s.quotes.items()})
 
 
-def _removed_markers_note(parsed: Parsed, n_sources: int) -> list[str]:
+def _removed_markers_note(parsed: Parsed, n_sources: int, lang: str) -> list[str]:
     dangling = sorted({n for s in parsed.sentences for n in s.cites if not 1 <= n <= n_sources})
     removed = [*dict.fromkeys(parsed.placeholders), *(f"[{n}]" for n in dangling)]
-    return [f"Removed citation marker(s) {', '.join(removed)}: no such source."] if removed else []
+    return [message("markers_no_source", lang, markers=", ".join(removed))] if removed else []
 
 
 def _citations(sources: Sequence[Sequence[Hit]], valid: list[tuple[int, ...]],

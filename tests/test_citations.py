@@ -172,10 +172,10 @@ def test_a_country_is_found_under_its_name_in_another_language(seed_assistant, p
     assert verdict.missing_names == () and verdict.backed
 
 
-def check(seed_assistant, passages, answer: str, *phrases: str):
+def check(seed_assistant, passages, answer: str, *phrases: str, lang: str = "en"):
     hits = [Hit(rank, 1.0, passage_with(passages, phrase)) for rank, phrase in enumerate(phrases, start=1)]
     sentences = seed_assistant.store.sentence_vectors(hit.passage.row_id for hit in hits)
-    return check_answer(answer, [(hit,) for hit in hits], seed_assistant.embedder, sentences, "en")
+    return check_answer(answer, [(hit,) for hit in hits], seed_assistant.embedder, sentences, lang)
 
 
 def test_only_the_unbacked_sentence_is_flagged(seed_assistant, passages):
@@ -196,6 +196,14 @@ def test_a_sentence_without_a_citation_is_flagged_but_a_lead_in_is_not(seed_assi
     assert checked.text == ("Here is what the articles say:\nYamanashi agreed to the cooperation proposal. [1] "
                             "Japan will build a new airport. ⚠")
     assert checked.notes == ("⚠ “Japan will build a new airport.”: it cites no source.",)
+
+
+def test_the_notes_are_in_the_language_of_the_answer(seed_assistant, passages):
+    # a Vietnamese user read "⚠ …: it cites no source." and "Removed citation marker(s) …" in English
+    checked = check(seed_assistant, passages, "Yamanashi đồng ý với nội dung đề xuất hợp tác của tỉnh Thanh Hóa [1][n]. "
+                    "Nhật Bản sẽ xây dựng một sân bay mới tại tỉnh này.", YAMANASHI_AGREED, lang="vi")
+    assert "Đã bỏ dấu trích dẫn [n]: không có nguồn đó." in checked.notes
+    assert "⚠ “Nhật Bản sẽ xây dựng một sân bay mới tại tỉnh này.”: câu này không dẫn nguồn." in checked.notes
 
 
 def test_placeholders_and_dangling_markers_are_dropped_with_one_note(seed_assistant, passages):
