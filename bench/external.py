@@ -6,7 +6,7 @@
 Indexes ``passages.jsonl`` with the project's own pipeline, asks every question
 through the same search the CLI uses, and prints recall@1/5/20 per group.
 ``--vary`` scores several values of one retrieval setting (``lexical_weight``,
-``language_calibration``, ``same_language_calibration``, ``sentence_weight``,
+``language_calibration``, ``same_language_calibration``, ``same_language_unnamed_share``, ``sentence_weight``,
 ``rerank_candidates``, ``candidates``, ``name_weight``, ``name_candidates``, ``max_per_article``) on the same index, e.g. ``--vary sentence_weight 0 1``.
 ``--postgres`` indexes into a private PostgreSQL (``pgserver``, under the work folder) instead of the
 embedded store; ``--rankings FILE`` saves each question's top 20 articles, so two runs can be compared
@@ -33,7 +33,8 @@ from rag.language import strip_diacritics
 from .common import SHARED_BENCH, WORK, bench_settings, machine, table
 
 KS = (1, 5, 20)
-VARIABLE = ("lexical_weight", "language_calibration", "same_language_calibration", "sentence_weight",
+VARIABLE = ("lexical_weight", "language_calibration", "same_language_calibration", "same_language_unnamed_share",
+            "sentence_weight",
             "rerank_candidates", "candidates", "name_weight", "name_candidates", "max_per_article",
             "lexical_words_weight")
 

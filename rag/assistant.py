@@ -45,7 +45,7 @@ from .generation import LLMClient, LLMError, Turn, build_messages, could_be_refu
 from .indexing import IndexReport, update_index
 from .language import detect_language, fold, language_name, name_phrases
 from .names import NameVocabulary
-from .retrieval import Hit, RetrievalOptions, Retriever
+from .retrieval import Hit, QuestionNames, RetrievalOptions, Retriever, own_language_calibration
 from .store import SentenceVectors
 from .stores import Store, open_store
 
@@ -324,8 +324,11 @@ class Assistant:
         its mayor.
         """
         sentences = snapshot.sentences_of(hits)
+        settings = self.settings
+        names = QuestionNames(snapshot.store, question) if settings.name_weight > 0 else None
+        own = own_language_calibration(settings.same_language_calibration, settings.same_language_unnamed_share, names)
         pulls = language_pulls(snapshot.store.centroids(), query, hits, detect_language(question),
-                               self.settings.language_calibration, self.settings.same_language_calibration)
+                               settings.language_calibration, own)
         encode = self.embedder.embed_passages
         extract = extract_answer(question, query, hits, sentences, pulls, encode)
         if not snapshot.names.mention_none(question, [c.hit.passage.doc_id for c in extract.citations]):

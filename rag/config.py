@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     same_language_calibration: float = Field(
         0.75, ge=0, le=2, description="Share of the question's own language's pull taken off passages in that language; 0 = off"
     )
+    same_language_unnamed_share: float = Field(
+        0.5, ge=0, le=1,
+        description="Share of that correction kept when the question names nothing the corpus knows; 1 = always all of it",
+    )
     sentence_weight: float = Field(1.0, ge=0, le=10, description="Weight of a passage's best sentence in re-ranking; 0 = off")
     rerank_candidates: int = Field(30, ge=0, le=1000, description="Dense candidates re-ranked by their best sentence")
     name_weight: float = Field(

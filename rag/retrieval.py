@@ -149,13 +149,15 @@ class RetrievalOptions:
     lexical_words_weight: float = 0.0  # weight of the BM25 ranking by all words, among same-language passages
     language_candidates: int = 0  # dense candidates drawn from each passage language as well; 0 = one pool
     language_margin: float = 0.0  # ... only those within this cosine of the best candidate; 0 = all
+    same_language_unnamed_share: float = 1.0  # share of same_language_calibration kept for a question naming nothing known
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetrievalOptions:
         return cls(settings.lexical_weight, settings.candidates, settings.language_calibration,
                    settings.same_language_calibration, settings.sentence_weight, settings.rerank_candidates,
                    settings.query_threads, settings.name_weight, settings.name_candidates, settings.max_per_article,
-                   settings.lexical_words_weight, settings.language_candidates, settings.language_margin)
+                   settings.lexical_words_weight, settings.language_candidates, settings.language_margin,
+                   settings.same_language_unnamed_share)
 
 
 LanguageSums = dict[str, tuple[np.ndarray, int, int]]  # per language: (sum of its chunk vectors, chunks, articles)
@@ -304,6 +306,21 @@ class QuestionNames:
         return sum(self.weights[key] for key in keys)
 
 
+def own_language_calibration(calibration: float, unnamed_share: float, names: QuestionNames | None) -> float:
+    """How much of the question's own-language pull is taken off passages in its language (see LanguageCentroids).
+
+    The full correction is what lets an article in another language compete
+    with thousands in the question's: a Vietnamese question about the Malay
+    seed article, whose names (``Jepun`` for ``Nhật Bản``) carry across.  A
+    question that names nothing the corpus knows has nothing to carry: there
+    the correction only lifted unrelated passages in other languages over the
+    answer in its own (in the news corpus at N=1,000, an Indonesian passage
+    0.06 below a Vietnamese question's answer took first place), so it keeps
+    ``unnamed_share`` of it.  ``names`` None (names not looked up) keeps it all.
+    """
+    return calibration if names is None or names else calibration * unnamed_share
+
+
 class Retriever:
     """Dense search, corrected for the pull of each passage language, re-ranked by best sentence, fused with BM25."""
 
@@ -404,7 +421,7 @@ class Retriever:
 
         Score = cos(q, chunk) + w * max cos(q, sentence), each minus the pull of
         the passage's language (``language_calibration`` times its centroid offset)
-        and, for passages in the question's language, ``same_language_calibration``
+        and, for passages in the question's language, :func:`own_language_calibration`
         times that language's own pull; plus ``name_weight`` times the share of
         the question's names the passage's article names.
         """
@@ -415,8 +432,8 @@ class Retriever:
             return row_ids
         langs = [passages[row_id].lang for row_id in row_ids]
         centroids = self.store.centroids()
-        offsets = centroids.pulls(query, langs, question_lang, options.language_calibration,
-                                  options.same_language_calibration)
+        own = own_language_calibration(options.same_language_calibration, options.same_language_unnamed_share, names)
+        offsets = centroids.pulls(query, langs, question_lang, options.language_calibration, own)
         scores = np.array([score for _, score in dense], dtype=np.float32) - offsets
         if names:
             scores = scores + options.name_weight * names.coverage([passages[row_id].doc_id for row_id in row_ids])

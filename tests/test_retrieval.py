@@ -10,7 +10,7 @@ import pytest
 
 from rag.assistant import Assistant
 from rag.filters import SearchFilters
-from rag.retrieval import LanguageCentroids, LexicalIndex, QuestionNames, spread_over_articles
+from rag.retrieval import LanguageCentroids, LexicalIndex, QuestionNames, own_language_calibration, spread_over_articles
 from rag.store import Passage
 
 YAMANASHI = "002_c12aae596eddc73b"  # Malay
@@ -177,6 +177,24 @@ def test_a_vietnamese_question_about_an_indonesian_article_is_not_won_by_the_vie
     assert top_articles(seed_assistant.search(question, k=10), 1) == [DAEJEON]
     monkeypatch.setattr(seed_assistant, "settings", settings)
     assert top_articles(seed_assistant.search(question, k=10), 1) == [HCMC_NINE]
+
+
+def test_a_question_naming_nothing_keeps_only_part_of_the_own_language_correction(seed_assistant):
+    """Nothing carries such a question across languages: the full correction only lifted unrelated articles in
+    other languages over the rest of the Vietnamese article that answers (bench/README.md §9)."""
+    question = "Hai bên đã thảo luận về những lĩnh vực hợp tác nào?"
+    assert not QuestionNames(seed_assistant.store, question)
+    full = _retriever(seed_assistant, same_language_unnamed_share=1.0).search(question, k=2)
+    assert [hit.passage.doc_id for hit in full] == [DAEJEON, HOA_LAC]
+    assert [hit.passage.doc_id for hit in seed_assistant.search(question, k=2)] == [DAEJEON, DAEJEON]
+
+
+def test_the_own_language_correction_is_whole_for_a_question_naming_what_the_corpus_knows(seed_assistant):
+    named = QuestionNames(seed_assistant.store, "TP HCM hợp tác với những tỉnh nào?")
+    unnamed = QuestionNames(seed_assistant.store, "Hai bên hợp tác về gì?")
+    assert own_language_calibration(0.75, 0.5, named) == 0.75
+    assert own_language_calibration(0.75, 0.5, unnamed) == 0.375
+    assert own_language_calibration(0.75, 0.5, None) == 0.75  # names not looked up: nothing says it names nothing
 
 
 @pytest.mark.xfail(strict=True, reason="known regression of 2026-12-02 (pooled sentence vectors, index format 4, "
