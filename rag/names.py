@@ -50,7 +50,7 @@ class NameMention:
     surface: str  # the text as written
     start: int  # character offsets in the text given
     end: int
-    kind: str  # "country" | "province" (Vietnam) | "locality" (partner localities) | "name" (other)
+    kind: str  # "country" | "region" (CLDR) | "province" (Vietnam) | "locality" (partner localities) | "name" (other)
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,45 @@ def _country_entries() -> dict[str, list[str]]:
     return units
 
 
+# CLDR territories that are no region a text can be about: the world, organisations, pseudo-locales.
+_NOT_REGIONS = frozenset({"001", "UN", "EZ", "XA", "XB", "ZZ"})
+
+
+def _region_entries(countries: dict[str, list[str]]) -> dict[str, list[str]]:
+    """key -> spellings for CLDR's other territories (continents, "Đông Nam Á", "Uni Eropa") in vi/id/ms/en.
+
+    Without them "South America", "Mỹ Latinh" and "Amerika Latin" were read as
+    the United States (the longest spelling found was a country's), and Europe
+    was no name at all.  A spelling a country already has stays the country's:
+    "Amerika" (CLDR's Indonesian for the Americas) is what Indonesian news calls
+    the United States.
+    """
+    taken = {_spelling_form(spelling) for spellings in countries.values() for spelling in spellings}
+    codes = {country.alpha_2 for country in pycountry.countries} | _NOT_REGIONS
+    units: dict[str, list[str]] = {}
+    for language in COUNTRY_NAME_LANGUAGES:
+        for code, name in Locale(language).territories.items():
+            if code not in codes and _spelling_form(name) not in taken:
+                units.setdefault(f"region:{code.lower()}", []).append(name)
+    return units
+
+
+# Spellings news uses besides CLDR's, matched as written: Vietnamese writes "châu" in lower case.
+_REGION_EXACT_FORMS = {
+    "eu": ["EU", "Liên minh châu Âu", "Liên minh Châu Âu"],
+    "419": ["Mỹ Latinh", "Mỹ La-tinh", "châu Mỹ Latinh"],
+}
+
+
+def _region_exact_forms(regions: dict[str, list[str]]) -> dict[str, list[str]]:
+    """key -> the exact spellings of :data:`_REGION_EXACT_FORMS` and each "Châu …" written "châu …"."""
+    forms = {f"region:{code}": list(spellings) for code, spellings in _REGION_EXACT_FORMS.items()}
+    for key, spellings in regions.items():
+        lowered = ["châu" + spelling[4:] for spelling in spellings if spelling.startswith("Châu ")]
+        forms.setdefault(key, []).extend(lowered)
+    return forms
+
+
 @dataclass(frozen=True)
 class _Gazetteer:
     pattern: re.Pattern
@@ -203,7 +242,10 @@ def _gazetteer() -> _Gazetteer:
         if form and entry not in entries.setdefault(form, []):
             entries[form].append(entry)
 
-    for kind, units in (("province", _vietnam_entries()), ("locality", _partner_entries()), ("country", _country_entries())):
+    countries = _country_entries()
+    regions = _region_entries(countries)
+    for kind, units in (("province", _vietnam_entries()), ("locality", _partner_entries()), ("country", countries),
+                        ("region", regions)):
         for key, spellings in units.items():
             for spelling in spellings:
                 add(spelling, key, kind)
@@ -213,6 +255,9 @@ def _gazetteer() -> _Gazetteer:
     for code, spellings in _COUNTRY_EXACT_FORMS.items():
         for spelling in spellings:
             add(spelling, f"country:{code}", "country", exact=True)
+    for key, spellings in _region_exact_forms(regions).items():
+        for spelling in spellings:
+            add(spelling, key, "region", exact=True)
     for spelling in _NOT_PLACES:
         add(spelling, "", "")
     core = _trie_regex(entries)
@@ -316,7 +361,7 @@ def gazetteer_mentions(text: str) -> list[NameMention]:
         if entry is None or not entry.kind:
             continue
         start, end = core_start, core_end
-        if entry.kind != "country":
+        if entry.kind not in ("country", "region"):  # no place-type words around a country or a continent
             start, end = original(match.start()), original(match.end())
         if len(core) <= _SHORT and start == core_start and end == core_end and _part_of_a_name(text, start, end, entry):
             continue
@@ -492,8 +537,11 @@ def about_another_place(asked: frozenset[str], named: frozenset[str]) -> bool:
     it (Seongnam for "Korea"), and the country of an asked place is no other
     place (Vietnam beside "Hanoi"), so "Thanh Hoa and Seongnam signed …" is
     about "Vietnam and Korea".  A text naming no place is about nothing else:
-    the answering sentence often says only "the city" or "he".
+    the answering sentence often says only "the city" or "he".  Regions
+    ("châu Âu") count neither way: which countries lie in them is not known
+    here, so a sentence about Europe may well be about the France asked of.
     """
+    asked, named = _without_regions(asked), _without_regions(named)
     asked_countries = {country_of(key) for key in asked}
 
     def covered(key: str) -> bool:
@@ -504,6 +552,10 @@ def about_another_place(asked: frozenset[str], named: frozenset[str]) -> bool:
             key.startswith("loc:") and country_of(key) in asked)
 
     return not all(covered(key) for key in asked) and any(elsewhere(key) for key in named)
+
+
+def _without_regions(keys: frozenset[str]) -> frozenset[str]:
+    return frozenset(key for key in keys if not key.startswith("region:"))
 
 
 @dataclass(frozen=True)

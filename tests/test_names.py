@@ -14,6 +14,10 @@ SAME_ENTITY = [
     ("country:us", ["Hoa Kỳ", "Mỹ", "Amerika Serikat", "Amerika Syarikat", "AS", "USA", "United States"]),
     ("loc:vn:thanh-hoa", ["Thanh Hóa", "Thanh Hoa", "tỉnh Thanh Hóa", "Provinsi Thanh Hoa", "Thanh Hoa Province"]),
     ("loc:vn:da-nang", ["Đà Nẵng", "Da Nang", "Danang"]),
+    ("region:150", ["châu Âu", "Châu Âu", "Eropa", "Eropah", "Europe"]),
+    ("region:eu", ["Liên minh châu Âu", "Uni Eropa", "Kesatuan Eropah", "European Union", "EU"]),
+    ("region:035", ["Đông Nam Á", "Asia Tenggara", "Southeast Asia"]),
+    ("region:419", ["Mỹ Latinh", "Châu Mỹ La-tinh", "Amerika Latin", "Latin America"]),
 ]
 
 
@@ -30,11 +34,20 @@ def test_ordinary_words_that_look_like_names_are_not_names():
     assert "country:us" in gazetteer_keys("Tổng thống Mỹ Donald Trump phát biểu.")
 
 
+@pytest.mark.parametrize("continent", ["South America", "Amerika Selatan", "Nam Mỹ", "North America", "Bắc Mỹ",
+                                       "Latin America", "Mỹ Latinh", "châu Mỹ"])
+def test_a_continent_is_not_the_country_its_name_contains(continent):
+    """CLDR's regions are loaded: the longest spelling found in "South America" was the United States'."""
+    keys = gazetteer_keys(f"Berita dari {continent} hari ini.")
+    assert len(keys) == 1 and next(iter(keys)).startswith("region:"), keys
+    assert gazetteer_keys("Berita dari Amerika hari ini.") == {"country:us"}  # what Indonesian news calls the US
+
+
 def test_vietnamese_accents_tell_places_from_words():
     assert gazetteer_keys("Tổng Bí thư thăm Bỉ.") == {"country:be"}
     assert gazetteer_keys("Đội Nhất bảng gặp Nhật Bản và Nhật.") == {"country:jp"}
     assert gazetteer_keys("tỉnh Thanh Hoá và Hoà Bình") == {"loc:vn:thanh-hoa", "loc:vn:hoa-binh"}  # either tone placement
-    assert gazetteer_keys("Khu vực Châu Á - Thái Bình Dương và tỉnh Thái Bình.") == {"loc:vn:thai-binh"}
+    assert gazetteer_keys("Khu vực Châu Á - Thái Bình Dương và tỉnh Thái Bình.") == {"region:142", "loc:vn:thai-binh"}
 
 
 def test_mentions_carry_offsets_into_the_text_given():
@@ -181,6 +194,10 @@ def test_a_place_lies_in_its_country():
     ("Who is the mayor of Daejeon?", "Beliau juga menyampaikan terima kasih", False),
     # naming the asked place and others besides is still about it
     ("Who is the mayor of Daejeon?", "Daejeon dan Seongnam", False),
+    # a region may hold the asked country (which countries it holds is not known): no other place, either way
+    ("Pháp xuất khẩu gì nhiều nhất?", "Xuất khẩu của châu Âu tăng mạnh", False),
+    ("Apa yang diekspor Uni Eropa ke Vietnam?", "Perancis mengekspor anggur ke Vietnam", False),
+    ("When did the Mongols reach Europe?", "They crossed into Poland and Hungary", False),
 ])
 def test_a_text_speaks_of_another_place_when_it_drops_an_asked_one_for_another(question, text, elsewhere):
     assert about_another_place(gazetteer_keys(question), gazetteer_keys(text)) is elsewhere
