@@ -314,9 +314,9 @@ def own_language_calibration(calibration: float, unnamed_share: float, names: Qu
     seed article, whose names (``Jepun`` for ``Nhật Bản``) carry across.  A
     question that names nothing the corpus knows has nothing to carry: there
     the correction only lifted unrelated passages in other languages over the
-    answer in its own (in the news corpus at N=1,000, an Indonesian passage
-    0.06 below a Vietnamese question's answer took first place), so it keeps
-    ``unnamed_share`` of it.  ``names`` None (names not looked up) keeps it all.
+    answer in its own (with 1,000 news articles indexed, an Indonesian passage
+    0.05 below the answer to an external benchmark's Vietnamese question took
+    first place), so it keeps ``unnamed_share`` of it.  ``names`` None (names not looked up) keeps it all.
     """
     return calibration if names is None or names else calibration * unnamed_share
 
