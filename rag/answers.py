@@ -178,6 +178,11 @@ MESSAGES = {
         "id": "sumbernya tidak menyebut jabatan {items}",
         "ms": "sumbernya tidak menyebut jawatan {items}",
     },
+    # the offices of rag.answer_types.ROLES, as the claim check's notes name them
+    "role_governor": {"en": "governor", "vi": "thống đốc", "id": "gubernur", "ms": "gabenor"},
+    "role_mayor": {"en": "mayor", "vi": "thị trưởng", "id": "wali kota", "ms": "datuk bandar"},
+    "role_prime_minister": {"en": "prime minister", "vi": "thủ tướng", "id": "perdana menteri", "ms": "perdana menteri"},
+    "role_ambassador": {"en": "ambassador", "vi": "đại sứ", "id": "duta besar", "ms": "duta besar"},
     "claim_misplaced_numbers": {
         "en": "its source gives {items} about something else",
         "vi": "nguồn của câu này nêu {items} về một điều khác",
@@ -226,6 +231,11 @@ MESSAGES = {
 def message(key: str, lang: str, **values: str) -> str:
     texts = MESSAGES[key]
     return texts.get(lang, texts["en"]).format(**values)
+
+
+def role_name(role: str, lang: str) -> str:
+    """An office of ``rag.answer_types.ROLES`` ("prime minister") as ``lang`` writes it."""
+    return message(f"role_{role.replace(' ', '_')}", lang)
 
 
 def extractive_note(why: str, lang: str, *, shown: bool) -> str:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .answer_types import roles_in
-from .answers import Citation, message
+from .answers import Citation, message, role_name
 from .chunking import split_sentences
 from .embeddings import Embedder
 from .language import fold, written_in
@@ -109,8 +109,9 @@ class Support:
 
     def reason(self, lang: str = "en") -> str:
         """Why the claim is not backed, in ``lang`` (the question's language, which the notes are in)."""
+        roles = tuple(role_name(role, lang) for role in self.missing_roles)
         for key, items in (("claim_missing_names", self.missing_names), ("claim_missing_numbers", self.missing_numbers),
-                           ("claim_missing_roles", self.missing_roles),
+                           ("claim_missing_roles", roles),
                            ("claim_misplaced_numbers", self.misplaced_numbers)):
             if items:
                 return message(key, lang, items=", ".join(items))

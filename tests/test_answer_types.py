@@ -2,7 +2,9 @@
 
 import pytest
 
-from rag.answer_types import AREA, DATE, DAY, MONEY, NUMBER, PLACE, POPULATION, expected_type, has_type, place_asked
+from rag.answer_types import (AREA, DATE, DAY, MONEY, NUMBER, PLACE, POPULATION, ROLES, expected_type, has_type,
+                              place_asked)
+from rag.answers import role_name
 
 
 @pytest.mark.parametrize(
@@ -123,3 +125,10 @@ def test_a_place_answer_names_a_place_of_the_kind_asked_that_the_question_does_n
     assert has_type("Thanh Hoa held talks with Yamanashi prefecture.", PLACE, question)
     assert not has_type("Thanh Hoa held talks in Quang Ninh with Japan.", PLACE, question)  # a Vietnamese province
     assert not has_type("Thanh Hóa attended the forum.", PLACE, question)  # only the place already asked about
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_every_office_has_a_name_in_every_language_the_notes_use(role):
+    names = {lang: role_name(role, lang) for lang in ("en", "vi", "id", "ms")}
+    assert names["en"] == role
+    assert all(names[lang] != role for lang in ("vi", "id")), names  # not the English key in a Vietnamese note

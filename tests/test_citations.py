@@ -132,6 +132,9 @@ def test_an_office_the_passage_never_names_is_not_backed(seed_assistant, passage
     verdict = judge(seed_assistant, passages, claim, "Ông Nguyễn Văn Thọ, Phó Chủ tịch Thường trực HĐND TP HCM")
     assert verdict.missing_names == () and verdict.missing_roles == ("mayor",)
     assert not verdict.backed and "mayor" in verdict.reason()
+    # said in the question's language: a Vietnamese user read "không nêu chức danh mayor"
+    assert verdict.reason("vi") == "nguồn của câu này không nêu chức danh thị trưởng"
+    assert verdict.reason("id") == "sumbernya tidak menyebut jabatan wali kota"
     seongnam = judge(seed_assistant, passages, "The mayor of Seongnam is Shin Sang Jin.", SEONGNAM_MAYOR)
     assert seongnam.missing_roles == () and seongnam.backed
 
