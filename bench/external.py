@@ -34,8 +34,7 @@ from .common import SHARED_BENCH, WORK, bench_settings, machine, table
 
 KS = (1, 5, 20)
 VARIABLE = ("lexical_weight", "language_calibration", "same_language_calibration", "same_language_unnamed_share",
-            "sentence_weight",
-            "rerank_candidates", "candidates", "name_weight", "name_candidates", "max_per_article",
+            "sentence_weight", "rerank_candidates", "candidates", "name_weight", "name_candidates", "max_per_article",
             "lexical_words_weight")
 
 
