@@ -124,7 +124,8 @@ def main(argv: list[str]) -> None:
     vector_of = dict(zip(sentences, embedder.embed_passages(sentences)))
     results = []
     for case, vector in zip(cases, claims):
-        own = SentenceVectors(case.spans, np.vstack([vector_of[case.passage[s:e]] for s, e in case.spans]))
+        alone = np.vstack([vector_of[case.passage[s:e]] for s, e in case.spans])
+        own = SentenceVectors(case.spans, alone, alone)
         verdict = supports(case.claim, vector, {1: (case.passage, own)}, embedder)
         results.append({"kind": case.kind, "claim": case.claim, "backed": verdict.backed,
                         "old_backed": old_rule(verdict.similarity, case.claim, case.passage),

@@ -7,7 +7,8 @@ Indexes ``passages.jsonl`` with the project's own pipeline, asks every question
 through the same search the CLI uses, and prints recall@1/5/20 per group.
 ``--vary`` scores several values of one retrieval setting (``lexical_weight``,
 ``language_calibration``, ``same_language_calibration``, ``same_language_unnamed_share``, ``sentence_weight``,
-``rerank_candidates``, ``candidates``, ``name_weight``, ``name_candidates``, ``max_per_article``) on the same index, e.g. ``--vary sentence_weight 0 1``.
+``rerank_candidates``, ``candidates``, ``name_weight``, ``name_candidates``, ``max_per_article``,
+``lexical_words_weight``, ``rerank_sentences_alone``) on the same index, e.g. ``--vary sentence_weight 0 1``.
 ``--postgres`` indexes into a private PostgreSQL (``pgserver``, under the work folder) instead of the
 embedded store; ``--rankings FILE`` saves each question's top 20 articles, so two runs can be compared
 question by question.  ``--unaccented`` asks the Vietnamese questions without their diacritics, as people
@@ -25,6 +26,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from pydantic import TypeAdapter
+
 from rag.assistant import Assistant
 from rag.config import Settings
 from rag.evaluation import load_questions, ranked_articles, recall_at
@@ -35,7 +38,7 @@ from .common import SHARED_BENCH, WORK, bench_settings, machine, table
 KS = (1, 5, 20)
 VARIABLE = ("lexical_weight", "language_calibration", "same_language_calibration", "same_language_unnamed_share",
             "sentence_weight", "rerank_candidates", "candidates", "name_weight", "name_candidates", "max_per_article",
-            "lexical_words_weight")
+            "lexical_words_weight", "rerank_sentences_alone")
 
 
 def run(quick: bool = False, rebuild: bool = False, vary: tuple[str, list[str]] | None = None,
@@ -55,7 +58,8 @@ def run(quick: bool = False, rebuild: bool = False, vary: tuple[str, list[str]] 
     base = assistant.settings
     rows = []
     for value in values:
-        assistant.settings = base.model_copy(update={name: Settings.model_fields[name].annotation(value)})
+        typed = TypeAdapter(Settings.model_fields[name].annotation).validate_python(value)  # "false" is False
+        assistant.settings = base.model_copy(update={name: typed})
         scores: dict[str, list[list[float]]] = defaultdict(list)
         started = time.perf_counter()
         for question in questions:

@@ -242,7 +242,7 @@ def time_name_vocabulary(corpus: Path, limit: int | None, repeats: int = 5) -> t
             chunk = Chunk(article.doc_id, 0, article.text, 0, len(article.text), 1, article.title,
                           sentences=((0, len(article.text)),))
             writer.add_article(article, [chunk], vector[None, :], [SentenceVectors([(0, len(article.text))],
-                               vector[None, :])], [(frozenset(), [])], vocabulary)
+                               vector[None, :], vector[None, :])], [(frozenset(), [])], vocabulary)
         writer.commit()
     seconds = []
     for _ in range(repeats):

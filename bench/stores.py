@@ -63,7 +63,7 @@ def article(i: int, vectors: np.ndarray, rng: np.random.Generator):
     source = RARE_SOURCE if i % 50 == 0 else "common.example"
     a = Article(doc_id, doc_id, "\n\n".join(texts), ("vi", "id", "ms")[i % 3], f"https://{source}/{doc_id}",
                 "2025-01-01", f"{doc_id}.jsonl", f"fp-{doc_id}", source)
-    sentences = [SentenceVectors([(0, len(t))], v[None, :]) for t, v in zip(texts, vectors)]
+    sentences = [SentenceVectors([(0, len(t))], v[None, :], v[None, :]) for t, v in zip(texts, vectors)]
     vocabulary = ArticleVocabulary(tuple(w for chunk_words in words for w in chunk_words), frozenset())
     return a, chunks, vectors, sentences, [(frozenset(), w) for w in words], vocabulary
 

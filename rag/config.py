@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     )
     sentence_weight: float = Field(1.0, ge=0, le=10, description="Weight of a passage's best sentence in re-ranking; 0 = off")
     rerank_candidates: int = Field(30, ge=0, le=1000, description="Dense candidates re-ranked by their best sentence")
+    rerank_sentences_alone: bool = Field(
+        True, description="Re-ranking reads each sentence alone too and takes the closer reading; false = in context only"
+    )
     name_weight: float = Field(
         0.05, ge=0, le=10, description="Bonus for the share of the question's names a passage's article names; 0 = off"
     )

@@ -295,25 +295,32 @@ def _capped(settings: Settings, article: Article, report: IndexReport) -> list[C
 def _embed(
     embedder: Embedder, chunks: list[Chunk], batch_size: int, progress: bool, report: IndexReport
 ) -> tuple[np.ndarray, list[SentenceVectors]]:
-    """One vector per chunk, and per chunk the vectors of its sentences, from one pass of the model over each chunk.
+    """One vector per chunk, and per chunk two vectors of each of its sentences: read in context and alone.
 
-    The sentence vectors are pooled from the chunk's own tokens (see
-    :meth:`Embedder.embed_passages_and_spans`), so they cost no second encoding.
+    The context-read ones are pooled from the chunk's own tokens (see
+    :meth:`Embedder.embed_passages_and_spans`) at no extra cost; the ones read
+    alone are a second, cheaper encoding of short texts, about half the time
+    of the chunks' (bench/README §9), which re-ranking needs (:class:`SentenceVectors`).
     """
     spans = [list(c.sentences) or [(0, len(c.text))] for c in chunks]
     texts = [c.embedding_text() for c in chunks]
     # the chunk's text ends its embedding text (after the title, when there is one)
     shifted = [[(s + len(t) - len(c.text), e + len(t) - len(c.text)) for s, e in own]
                for c, t, own in zip(chunks, texts, spans)]
-    vectors, sentence_vectors = [], []
+    vectors, sentences = [], []
     step = max(batch_size * 8, 1)
-    with report.timed("embed"), tqdm(total=len(texts), desc="embedding", unit="chunk",
-                                     disable=not progress or not texts) as bar:
+    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress or not texts) as bar:
         for first in range(0, len(texts), step):  # in slices, so the progress bar moves
-            part, part_sentences = embedder.embed_passages_and_spans(
-                texts[first : first + step], shifted[first : first + step], batch_size)
+            part_spans = spans[first : first + step]
+            with report.timed("embed"):
+                part, pooled = embedder.embed_passages_and_spans(texts[first : first + step],
+                                                                 shifted[first : first + step], batch_size)
+            with report.timed("embed sentences"):
+                alone = embedder.embed_passages([c.text[s:e] for c, own in zip(chunks[first : first + step], part_spans)
+                                                 for s, e in own], batch_size, bulk=True)
+            bounds = np.cumsum([0, *(len(own) for own in part_spans)])
             vectors.append(part)
-            sentence_vectors += part_sentences
+            sentences += [SentenceVectors(own, in_context, alone[start:end])
+                          for own, in_context, start, end in zip(part_spans, pooled, bounds, bounds[1:])]
             bar.update(len(part))
-    sentences = [SentenceVectors(own, pooled) for own, pooled in zip(spans, sentence_vectors)]
     return (np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32)), sentences

@@ -150,6 +150,7 @@ class RetrievalOptions:
     language_candidates: int = 0  # dense candidates drawn from each passage language as well; 0 = one pool
     language_margin: float = 0.0  # ... only those within this cosine of the best candidate; 0 = all
     same_language_unnamed_share: float = 1.0  # share of same_language_calibration kept for a question naming nothing known
+    sentences_alone: bool = False  # re-ranking reads each sentence alone too (True), or only in its chunk's context
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetrievalOptions:
@@ -157,7 +158,7 @@ class RetrievalOptions:
                    settings.same_language_calibration, settings.sentence_weight, settings.rerank_candidates,
                    settings.query_threads, settings.name_weight, settings.name_candidates, settings.max_per_article,
                    settings.lexical_words_weight, settings.language_candidates, settings.language_margin,
-                   settings.same_language_unnamed_share)
+                   settings.same_language_unnamed_share, settings.rerank_sentences_alone)
 
 
 LanguageSums = dict[str, tuple[np.ndarray, int, int]]  # per language: (sum of its chunk vectors, chunks, articles)
@@ -419,7 +420,8 @@ class Retriever:
                 question_lang: str, names: QuestionNames | None = None) -> list[int]:
         """Order the dense candidates by language-corrected similarity, then the first few by their best sentence.
 
-        Score = cos(q, chunk) + w * max cos(q, sentence), each minus the pull of
+        Score = cos(q, chunk) + w * max cos(q, sentence), the sentence read in context
+        or, with ``sentences_alone``, alone too (:meth:`rag.store.SentenceVectors.best_score`), each minus the pull of
         the passage's language (``language_calibration`` times its centroid offset)
         and, for passages in the question's language, :func:`own_language_calibration`
         times that language's own pull; plus ``name_weight`` times the share of
@@ -441,7 +443,8 @@ class Retriever:
         if options.sentence_weight > 0 and options.rerank_candidates > 0:
             head = order[: options.rerank_candidates]
             sentences = self.store.sentence_vectors(row_ids[i] for i in head)
-            best = np.array([sentences[row_ids[i]].closest(query)[1] for i in head], dtype=np.float32)
+            best = np.array([sentences[row_ids[i]].best_score(query) if options.sentences_alone
+                             else sentences[row_ids[i]].closest(query)[1] for i in head], dtype=np.float32)
             head_scores = scores[head] + options.sentence_weight * (best - offsets[head])
             order = np.concatenate([head[np.argsort(-head_scores, kind="stable")], order[len(head):]])
         return [row_ids[i] for i in order]

@@ -65,8 +65,8 @@ if TYPE_CHECKING:
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
-FORMAT = 5  # on-disk layout; an index of another format is rebuilt (4: sentence vectors pooled from the chunk;
-#            5: articles carry their source site and day, what search filters match)
+FORMAT = 6  # on-disk layout; an index of another format is rebuilt (4: sentence vectors pooled from the chunk;
+#            5: articles carry their source site and day, what search filters match; 6: sentences read alone too)
 FLAT = "flat"
 DELTA_FRACTION = 0.05  # rewrite vectors.faiss when more rows than this share changed since it was written
 TRAIN_POINTS_PER_LIST = 64  # k-means sample per IVF list: FAISS warns below 39, quality barely moves above 64
@@ -195,27 +195,53 @@ class Passage:
 
 @dataclass(frozen=True)
 class SentenceVectors:
-    """The sentences of one chunk (character spans in its text) and their embeddings.
+    """The sentences of one chunk (character spans in its text) and their embeddings, two per sentence.
 
-    Pooled at index time from the chunk's own forward pass (see
-    :meth:`rag.embeddings.Embedder.embed_passages_and_spans`), because a question usually asks
-    about one sentence of a passage: re-ranking and extractive answers use the
-    best sentence, and citations the sentence closest to a claim.  Embedding
-    them per question cost ~0.9 s of a 1 s search (bench/README.md).  Stored as
-    float16, which halves the disk and moves cosines by ~1e-3.
+    A question usually asks about one sentence of a passage: re-ranking and
+    extractive answers use the best sentence, and citations the sentence
+    closest to a claim.  Embedding them per question cost ~0.9 s of a 1 s
+    search (bench/README.md), so both are made at index time:
+
+    - ``vectors`` are pooled from the chunk's own forward pass, read in
+      context (:meth:`rag.embeddings.Embedder.embed_passages_and_spans`): a
+      sentence then carries the names its article gave earlier, which is what
+      picking an answer sentence and checking a claim need;
+    - ``alone`` are the same sentences encoded on their own. Re-ranking takes
+      the better of the two (:meth:`best_score`): a context-read sentence is
+      close to its chunk's vector and adds little to it, and on the external
+      benchmark and the grown corpus the better of both ranked answers higher
+      than either (bench/README §9, "Sentences read alone as well").
+
+    Stored as float16, which halves the disk and moves cosines by ~1e-3.
     """
 
     spans: list[tuple[int, int]]
     vectors: np.ndarray  # one row per span, float32
+    alone: np.ndarray  # one row per span, float32
 
     def texts(self, text: str) -> list[str]:
         return [text[start:end] for start, end in self.spans]
 
     def closest(self, vector: np.ndarray) -> tuple[int, float]:
-        """The index of the sentence closest to ``vector`` and its cosine similarity."""
+        """The index of the sentence (read in context) closest to ``vector`` and its cosine similarity."""
         scores = self.vectors @ vector
         best = int(np.argmax(scores))
         return best, float(scores[best])
+
+    def best_score(self, vector: np.ndarray) -> float:
+        """The highest cosine of ``vector`` to any sentence, read in context or alone."""
+        return float(max(np.max(self.vectors @ vector), np.max(self.alone @ vector)))
+
+    def to_bytes(self) -> bytes:
+        """Both sets of vectors as one float16 blob: the context-read rows, then the rows read alone."""
+        return np.vstack([self.vectors, self.alone]).astype(np.float16).tobytes()
+
+    @classmethod
+    def from_bytes(cls, spans: list[tuple[int, int]], blob: bytes, dim: int) -> SentenceVectors:
+        rows = np.frombuffer(blob, dtype=np.float16).reshape(-1, dim).astype(np.float32)
+        if len(rows) != 2 * len(spans):
+            raise ValueError(f"{len(rows)} sentence vectors stored for {len(spans)} sentences, not two each")
+        return cls(spans, rows[: len(spans)], rows[len(spans) :])
 
 
 # --------------------------------------------------------------------- choosing and building the FAISS index
@@ -362,9 +388,7 @@ class IndexStore:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self.db.execute(f"SELECT id, sentence_spans, sentence_vectors FROM chunks WHERE id IN ({marks})", ids)
-        return {row_id: SentenceVectors([tuple(span) for span in json.loads(spans)],
-                                        np.frombuffer(blob, dtype=np.float16).reshape(-1, self.manifest.dim)
-                                        .astype(np.float32))
+        return {row_id: SentenceVectors.from_bytes([tuple(span) for span in json.loads(spans)], blob, self.manifest.dim)
                 for row_id, spans, blob in rows}
 
     def passages(self, row_ids: Iterable[int]) -> dict[int, Passage]:
@@ -764,8 +788,7 @@ class IndexWriter:
         row_ids = [self.db.execute(
             "INSERT INTO chunks (doc_id, position, start, end, n_tokens, text, vector, sentence_spans, "
             "sentence_vectors, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, v.tobytes(), json.dumps(s.spans),
-             np.asarray(s.vectors, dtype=np.float16).tobytes(), g)).lastrowid
+            (c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, v.tobytes(), json.dumps(s.spans), s.to_bytes(), g)).lastrowid
             for c, v, s in zip(chunks, vectors, sentences, strict=True)]
         self._write_derived_text((row_id, *d) for row_id, d in zip(row_ids, derived, strict=True))
 

@@ -37,8 +37,9 @@ class Synthetic:
     vectors: np.ndarray
 
     def sentences(self) -> list[SentenceVectors]:
-        """Each chunk's two sentences: the chunk's vector and its opposite."""
-        return [SentenceVectors(list(c.sentences), np.vstack([v, -v])) for c, v in zip(self.chunks, self.vectors)]
+        """Each chunk's two sentences: the chunk's vector and its opposite; read alone, the other way round."""
+        return [SentenceVectors(list(c.sentences), np.vstack([v, -v]), np.vstack([-v, v]))
+                for c, v in zip(self.chunks, self.vectors)]
 
     def add_to(self, writer) -> None:
         writer.add_article(self.article, self.chunks, self.vectors, self.sentences(),

@@ -159,7 +159,8 @@ def test_numbers_written_side_by_side_are_not_told_apart_by_their_words(seed_ass
     passage = ("Promosi itu berlangsung selama tiga pekan, mulai dari 1 Mei hingga 24 Mei 2025. "
                "Sebanyak 120 toko ikut serta dalam promosi tersebut.")
     spans = split_sentences(passage, "id")
-    own = SentenceVectors(spans, seed_assistant.embedder.embed_passages([passage[a:b] for a, b in spans]))
+    alone = seed_assistant.embedder.embed_passages([passage[a:b] for a, b in spans])
+    own = SentenceVectors(spans, alone, alone)
     claim = "Promosi itu berlangsung dari 1 Mei hingga 24 Mei 2025."
     verdict = supports(claim, seed_assistant.embedder.embed_query(claim), {1: (passage, own)}, seed_assistant.embedder)
     assert verdict.misplaced_numbers == () and verdict.backed

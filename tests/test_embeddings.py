@@ -188,6 +188,7 @@ def _check_pooled_sentences(assistant, embedder, passages) -> float:
         separate = embedder.embed_passages(own.texts(passage.text), bulk=True)
         assert own.vectors.shape == separate.shape and len(separate) > 1
         assert np.all(np.sum(own.vectors * separate, axis=1) > 0.75)  # the same sentence, read in context
+        assert np.all(np.sum(own.alone * separate, axis=1) > 0.999)  # and read alone (float16)
         nearest += int(np.sum(np.argmax(separate @ own.vectors.T, axis=1) == np.arange(len(separate))))
         total += len(separate)
     return nearest / total

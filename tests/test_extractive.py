@@ -66,7 +66,7 @@ def _one_passage(embedder, text: str, lang: str):
     spans = split_sentences(text, lang)
     _, (vectors,) = embedder.embed_passages_and_spans([text], [spans])
     passage = Passage(1, "doc", 0, "", None, lang, None, text, 0, len(text))
-    return [Hit(1, 0.9, passage)], {1: SentenceVectors(spans, vectors)}
+    return [Hit(1, 0.9, passage)], {1: SentenceVectors(spans, vectors, vectors)}
 
 
 def _first_quote(embedder, text: str, lang: str, question: str) -> str:

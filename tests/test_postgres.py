@@ -18,7 +18,8 @@ psycopg = pytest.importorskip("psycopg", reason="the postgres extra is not insta
 
 from rag.assistant import Assistant  # noqa: E402
 from rag.filters import SearchFilters  # noqa: E402
-from rag.store import StoreError  # noqa: E402
+from rag.indexing import _stored_fingerprints  # noqa: E402
+from rag.store import IndexCorrupt, StoreError  # noqa: E402
 from rag.stores import backend_for, open_store  # noqa: E402
 from rag.stores.postgres import MIGRATIONS  # noqa: E402
 
@@ -107,6 +108,16 @@ def test_a_connection_lost_mid_update_is_a_clear_error_and_changes_nothing(postg
     assert set(open_store(postgres_database).fingerprints()) == {"a-1"}
     write(postgres_database, [synthetic("after-1")])  # the advisory lock went with the dead session
     assert set(open_store(postgres_database).fingerprints()) == {"a-1", "after-1"}
+
+
+def test_an_index_in_an_older_format_is_rebuilt_not_misread(postgres_database):
+    """Format 6 stores each sentence twice: rows of format 5 would be read as the wrong vectors."""
+    write(postgres_database, [synthetic("a-1")])
+    with psycopg.connect(postgres_database, autocommit=True) as db:
+        db.execute("UPDATE generations SET manifest = jsonb_set(manifest, '{format}', '5')")
+    with pytest.raises(IndexCorrupt, match=r"on-disk format 5, this version reads 6; run `rag index`"):
+        open_store(postgres_database)
+    assert _stored_fingerprints(backend_for(postgres_database), MANIFEST, False) == ({}, True, None)
 
 
 def test_two_servers_on_one_database_see_each_others_articles(postgres, make_settings, embedder, cache_dir,

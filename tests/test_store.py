@@ -56,9 +56,9 @@ def article(doc_id: str) -> tuple[Article, list[Chunk]]:
 
 
 def add_synthetic(writer: IndexWriter, doc_id: str, vectors: np.ndarray) -> None:
-    """Add a synthetic article whose chunks' two sentences have the chunk's vector and its opposite."""
+    """Add a synthetic article whose chunks' two sentences have the chunk's vector and its opposite (alone: reversed)."""
     a, chunks = article(doc_id)
-    writer.add_article(a, chunks, vectors, [SentenceVectors(list(c.sentences), np.vstack([v, -v]))
+    writer.add_article(a, chunks, vectors, [SentenceVectors(list(c.sentences), np.vstack([v, -v]), np.vstack([-v, v]))
                                             for c, v in zip(chunks, vectors)],
                        [(frozenset({f"name:{doc_id}"}), [doc_id, "sentence"]) for _ in chunks],
                        article_vocabulary(a.title, a.text))
@@ -114,6 +114,7 @@ def check_contents(store: IndexStore, corpus: Corpus) -> None:
         own = sentences[passage.row_id]
         assert own.texts(passage.text) == [f"{passage.doc_id} sentence {passage.position}.", "Its second."]
         np.testing.assert_allclose(own.vectors, np.vstack([vector, -vector]), atol=2e-3)  # stored as float16
+        np.testing.assert_allclose(own.alone, np.vstack([-vector, vector]), atol=2e-3)
     # the FAISS index can give a vector back too (retrieval scores lexical-only hits with it)
     np.testing.assert_allclose(store.vectors.reconstruct(row_ids[-1]), expected[-1], atol=1e-6)
 
@@ -356,3 +357,18 @@ def test_a_folder_in_place_of_a_file_is_cleared_by_the_rebuild(corpus, part):
     corpus.write(add=3, start_empty=True)
     check_contents(IndexStore.open(corpus.folder), corpus)
     assert not [p for p in corpus.folder.iterdir() if p.is_dir() and not p.name.startswith("gen-")]
+
+
+def test_re_ranking_takes_a_sentence_read_in_context_or_alone_whichever_is_closer():
+    query = np.array([1.0, 0.0], dtype=np.float32)
+    in_context = np.array([[0.6, 0.8], [0.0, 1.0]], dtype=np.float32)
+    alone = np.array([[0.0, 1.0], [0.96, 0.28]], dtype=np.float32)
+    own = SentenceVectors([(0, 5), (6, 10)], in_context, alone)
+    assert own.closest(query) == (0, pytest.approx(0.6))  # answers and citations read sentences in context
+    assert own.best_score(query) == pytest.approx(0.96)
+    assert SentenceVectors([(0, 5), (6, 10)], alone, in_context).best_score(query) == pytest.approx(0.96)
+    stored = SentenceVectors.from_bytes(own.spans, own.to_bytes(), 2)
+    np.testing.assert_allclose(stored.vectors, in_context, atol=1e-3)
+    np.testing.assert_allclose(stored.alone, alone, atol=1e-3)
+    with pytest.raises(ValueError, match="2 sentence vectors stored for 2 sentences, not two each"):
+        SentenceVectors.from_bytes(own.spans, in_context.astype(np.float16).tobytes(), 2)

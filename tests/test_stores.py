@@ -93,6 +93,8 @@ class StoreConformance:
         sentences = store.sentence_vectors(rows)
         np.testing.assert_allclose(sentences[rows[0]].vectors, np.vstack([first.vectors[0], -first.vectors[0]]),
                                    atol=2e-3)  # float16
+        np.testing.assert_allclose(sentences[rows[0]].alone, np.vstack([-first.vectors[0], first.vectors[0]]),
+                                   atol=2e-3)
         assert sentences[rows[0]].texts(first.chunks[0].text)[0].startswith("Wid1")
 
     def test_search_finds_the_nearest_chunk(self, location, sample):

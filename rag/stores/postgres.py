@@ -47,8 +47,8 @@ from ..filters import SearchFilters, article_day, filter_sql
 from ..language import detect_language, lexical_tokens, name_tokens
 from ..retrieval import LanguageCentroids, LanguageSums, add_to_sums
 from ..names import ArticleVocabulary
-from ..store import (IndexCorrupt, IndexMissing, Manifest, Passage, SentenceVectors, StoreError, reentrant_writer_lock,
-                     vocabulary_rows)
+from ..store import (FORMAT, IndexCorrupt, IndexMissing, Manifest, Passage, SentenceVectors, StoreError,
+                     reentrant_writer_lock, vocabulary_rows)
 from .base import Ranking, redacted
 
 LOCK_KEY = 0x7261675F6E657773  # the writer lock's advisory key ("rag_news")
@@ -260,6 +260,10 @@ class PostgresStore:
         if live is None:
             db.close()
             raise IndexMissing(f"no index in {redacted(url)}; run `rag index` to build it")
+        if live[1].format != FORMAT:
+            db.close()
+            raise IndexCorrupt(f"the index in {redacted(url)} is in on-disk format {live[1].format}, this version "
+                               f"reads {FORMAT}; run `rag index` to rebuild it")
         db.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
         return cls(url, db, *live)
 
@@ -345,9 +349,7 @@ class PostgresStore:
     def sentence_vectors(self, row_ids: Iterable[int]) -> dict[int, SentenceVectors]:
         ids = list(dict.fromkeys(int(i) for i in row_ids))
         rows = self.db.execute("SELECT id, sentence_spans, sentence_vectors FROM chunks WHERE id = ANY(%s)", (ids,))
-        return {row_id: SentenceVectors([tuple(span) for span in json.loads(spans)],
-                                        np.frombuffer(blob, dtype=np.float16).reshape(-1, self.manifest.dim)
-                                        .astype(np.float32))
+        return {row_id: SentenceVectors.from_bytes([tuple(span) for span in json.loads(spans)], blob, self.manifest.dim)
                 for row_id, spans, blob in rows}
 
     def passages(self, row_ids: Iterable[int]) -> dict[int, Passage]:
@@ -529,7 +531,7 @@ class PostgresWriter:
         self._copy('chunks (id, doc_id, position, start, "end", n_tokens, text, lang, embedding, sentence_spans, '
                    "sentence_vectors, n_terms, added)",
                    ((i, c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, article.lang, vector_literal(v),
-                     json.dumps(s.spans), np.asarray(s.vectors, dtype=np.float16).tobytes(), len(tokens), self.g)
+                     json.dumps(s.spans), s.to_bytes(), len(tokens), self.g)
                     for i, c, v, s, (_, tokens) in zip(ids, chunks, vectors, sentences, derived, strict=True)))
         self._write_derived_text((i, keys, tokens) for i, (keys, tokens) in zip(ids, derived))
         add_to_sums(self.languages, article.lang, vectors.astype(np.float64).sum(axis=0), len(chunks), 1)
