@@ -246,12 +246,12 @@ def markdown(result: dict) -> str:
         build_rows.append([
             "external alone" if stage == EXTERNAL_ALONE else f"N={stage}", build["articles"], build["chunks"],
             build["embedded_chunks"], build["seconds"], build["chunks_per_second"] or "–",
-            *[phases.get(p, 0.0) for p in ("plan", "parse", "chunk", "embed")],
+            *[phases.get(p, 0.0) for p in ("plan", "parse", "chunk", "embed", "embed sentences")],
             sum(phases.get(p, 0.0) for p in ("open writer", "write rows", "commit")),
             build["cumulative_seconds"], "reused" if build.get("reused") else build.get("built", ""),
         ])
     builds = table(["index", "articles", "chunks", "embedded", "seconds", "chunks/s", "plan s", "parse s", "chunk s",
-                    "embed s (chunks + pooled sentences)", "store s", "full build s (sum of steps)", "built"],
+                    "embed s (chunks + pooled sentences)", "sentences alone s", "store s", "full build s (sum of steps)", "built"],
                    build_rows)
     head = f"{result['machine']}; commit {result['commit']}; {result['started']}–{result.get('finished', '?')}"
     return f"{head}\n\n{quality}\n\n{builds}\n"
