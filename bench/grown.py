@@ -251,7 +251,8 @@ def markdown(result: dict) -> str:
             build["cumulative_seconds"], "reused" if build.get("reused") else build.get("built", ""),
         ])
     builds = table(["index", "articles", "chunks", "embedded", "seconds", "chunks/s", "plan s", "parse s", "chunk s",
-                    "embed s (chunks + pooled sentences)", "sentences alone s", "store s", "full build s (sum of steps)", "built"],
+                    "embed s (chunks + pooled sentences)", "sentences alone s", "store s",
+                    "full build s (sum of steps)", "built"],
                    build_rows)
     head = f"{result['machine']}; commit {result['commit']}; {result['started']}–{result.get('finished', '?')}"
     return f"{head}\n\n{quality}\n\n{builds}\n"

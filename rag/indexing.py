@@ -299,8 +299,8 @@ def _embed(
 
     The context-read ones are pooled from the chunk's own tokens (see
     :meth:`Embedder.embed_passages_and_spans`) at no extra cost; the ones read
-    alone are a second, cheaper encoding of short texts, about half the time
-    of the chunks' (bench/README §9), which re-ranking needs (:class:`SentenceVectors`).
+    alone, which re-ranking needs (:class:`SentenceVectors`), are a second
+    encoding that takes about 0.9× the time of the chunks' own (bench/README §9).
     """
     spans = [list(c.sentences) or [(0, len(c.text))] for c in chunks]
     texts = [c.embedding_text() for c in chunks]

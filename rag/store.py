@@ -207,7 +207,8 @@ class SentenceVectors:
       sentence then carries the names its article gave earlier, which is what
       picking an answer sentence and checking a claim need;
     - ``alone`` are the same sentences encoded on their own. Re-ranking takes
-      the better of the two (:meth:`best_score`): a context-read sentence is
+      the better of the two (:meth:`best_score`, setting
+      ``rerank_sentences_alone``): a context-read sentence is
       close to its chunk's vector and adds little to it, and on the external
       benchmark and the grown corpus the better of both ranked answers higher
       than either (bench/README §9, "Sentences read alone as well").
@@ -788,7 +789,8 @@ class IndexWriter:
         row_ids = [self.db.execute(
             "INSERT INTO chunks (doc_id, position, start, end, n_tokens, text, vector, sentence_spans, "
             "sentence_vectors, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, v.tobytes(), json.dumps(s.spans), s.to_bytes(), g)).lastrowid
+            (c.doc_id, c.position, c.start, c.end, c.n_tokens, c.text, v.tobytes(), json.dumps(s.spans),
+             s.to_bytes(), g)).lastrowid
             for c, v, s in zip(chunks, vectors, sentences, strict=True)]
         self._write_derived_text((row_id, *d) for row_id, d in zip(row_ids, derived, strict=True))
 

@@ -56,7 +56,8 @@ def article(doc_id: str) -> tuple[Article, list[Chunk]]:
 
 
 def add_synthetic(writer: IndexWriter, doc_id: str, vectors: np.ndarray) -> None:
-    """Add a synthetic article whose chunks' two sentences have the chunk's vector and its opposite (alone: reversed)."""
+    """Add a synthetic article whose chunks' two sentences have the chunk's vector and its opposite (reversed
+    when read alone)."""
     a, chunks = article(doc_id)
     writer.add_article(a, chunks, vectors, [SentenceVectors(list(c.sentences), np.vstack([v, -v]), np.vstack([-v, v]))
                                             for c, v in zip(chunks, vectors)],
