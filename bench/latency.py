@@ -37,6 +37,7 @@ from rag.assistant import Assistant
 from rag.embeddings import Embedder
 from rag.evaluation import load_questions
 from rag.generation import build_messages
+from rag.language import detect_language
 from rag.indexing import update_index
 from rag.retrieval import fuse
 from rag.threads import faiss_threads
@@ -54,6 +55,7 @@ class ReplicatingEmbedder:
         self.fingerprint = f"{embedder.fingerprint}+replicated-noise{NOISE}"  # never mistaken for a real index
         self.dim = embedder.dim
         self.seen: dict[str, tuple[np.ndarray, int]] = {}
+        self.sentences: dict[str, np.ndarray] = {}  # a chunk text's sentence vectors, pooled from its pass
         self.rng = np.random.default_rng(0)
 
     def embed_passages(self, texts: list[str], batch_size: int = 32, *, bulk: bool = False) -> np.ndarray:
@@ -61,6 +63,18 @@ class ReplicatingEmbedder:
         for text, vector in zip(new, self.embedder.embed_passages(new, batch_size, bulk=bulk) if new else []):
             self.seen[text] = (vector, 0)
         return np.vstack([self._next(text) for text in texts])
+
+    def embed_passages_and_spans(self, texts: list[str], spans: list[list[tuple[int, int]]],
+                                 batch_size: int = 32) -> tuple[np.ndarray, list[np.ndarray]]:
+        """As :meth:`Embedder.embed_passages_and_spans`; a repeat's sentences keep its original's vectors."""
+        new = list(dict.fromkeys((t, tuple(own)) for t, own in zip(texts, spans) if t not in self.sentences))
+        if new:
+            vectors, pooled = self.embedder.embed_passages_and_spans([t for t, _ in new], [list(own) for _, own in new],
+                                                                     batch_size)
+            for (text, _), vector, own in zip(new, vectors, pooled):
+                self.seen[text] = (vector, 0)
+                self.sentences[text] = own
+        return np.vstack([self._next(text) for text in texts]), [self.sentences[text] for text in texts]
 
     def _next(self, text: str) -> np.ndarray:
         vector, uses = self.seen[text]
@@ -114,7 +128,7 @@ def time_stages(assistant: Assistant, question: str, timings: dict[str, list[tup
     lap(f"vector search (FAISS on query_threads = {s.query_threads})")
     passages = store.passages(dict(dense))
     lap("passage fetch (SQLite)")
-    reranked = retriever._rerank(query, dense, passages)
+    reranked = retriever._rerank(query, dense, passages, detect_language(question))
     lap(f"re-ranking: language pull + best stored sentence of {s.rerank_candidates} candidates")
     by_names, by_words = store.lexical_search(question, s.candidates)
     lap("lexical search (BM25)")
