@@ -29,7 +29,7 @@ import numpy as np
 from .answer_types import SOFT_TYPES, expected_type, has_type
 from .answers import Citation
 from .language import detect_language, lexical_tokens, name_tokens, shares_words
-from .names import about_another_place, gazetteer_keys
+from .names import sentences_elsewhere
 from .retrieval import Hit, LanguageCentroids
 from .store import SentenceVectors
 
@@ -86,7 +86,8 @@ def extract_answer(
         return Extract("", [], 0.0)
     scores = np.where(typed, scores, -np.inf)
     if answer_type != "place":  # a "which province …" answer names a place the question does not
-        scores = _without_other_places(scores, question, sentences)
+        passages = [f"{hit.passage.title}\n{hit.passage.text}" for hit in hits]
+        scores = _without_other_places(scores, question, sentences, passages)
     if encode is not None:
         scores = _rescored_alone(scores, similarity, sentences, query, encode)
     chosen = _choose(scores)
@@ -132,24 +133,22 @@ def _choose(scores: np.ndarray) -> list[int]:
     return [i for i in order[:MAX_SENTENCES] if scores[i] >= best - MARGIN]
 
 
-def _without_other_places(scores: np.ndarray, question: str, sentences: list[str]) -> np.ndarray:
-    """``scores`` without the sentences about another place than the question's (:func:`about_another_place`).
+def _without_other_places(scores: np.ndarray, question: str, sentences: list[str], passages: list[str]) -> np.ndarray:
+    """``scores`` without the sentences about another place than the question's (:func:`sentences_elsewhere`).
 
     Articles about one partnership mention its siblings ("… as Japan did in
     2023" in an article about Korea), and such a sentence scores within the
     margin of the one that answers: it was quoted beside it, cited as backing
-    what it does not say.  When every candidate is about another place, they
-    all stay: whether the passages answer at all is the relevance floor's call,
-    which reads the best sentence's similarity.  Not applied to "which
-    province …" questions, whose answer is a place the question does not name.
+    what it does not say.  Only the candidates still in the running count, so
+    when all of them are about another place they all stay.  ``passages`` (the
+    hits' titles and texts) tell a question answered in parts by several
+    articles, whose sentences each name only some of its places.  Not applied to
+    "which province …" questions, whose answer is a place the question does not name.
     """
-    asked = gazetteer_keys(question)
-    if not asked:
-        return scores
-    elsewhere = np.array([np.isfinite(score) and about_another_place(asked, gazetteer_keys(sentence))
-                          for score, sentence in zip(scores, sentences)])
-    kept = np.where(elsewhere, -np.inf, scores)
-    return kept if np.isfinite(kept).any() else scores
+    live = np.flatnonzero(np.isfinite(scores))
+    elsewhere = np.zeros(len(scores), dtype=bool)
+    elsewhere[live] = sentences_elsewhere(question, [sentences[i] for i in live], passages)
+    return np.where(elsewhere, -np.inf, scores)
 
 
 def _rescored_alone(scores: np.ndarray, similarity: np.ndarray, sentences: list[str], query: np.ndarray,

@@ -29,6 +29,7 @@ import bisect
 import re
 import tomllib
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -528,7 +529,7 @@ def country_of(key: str) -> str | None:
     return f"country:{parts[1]}" if parts[0] == "loc" and len(parts) > 2 else None
 
 
-def about_another_place(asked: frozenset[str], named: frozenset[str]) -> bool:
+def about_another_place(asked: frozenset[str], named: frozenset[str], *, by_part: bool = False) -> bool:
     """Whether a text naming the places ``named`` speaks of somewhere else than a question naming ``asked``.
 
     It does when it leaves out a place the question names and names one the
@@ -540,18 +541,49 @@ def about_another_place(asked: frozenset[str], named: frozenset[str]) -> bool:
     the answering sentence often says only "the city" or "he".  Regions
     ("châu Âu") count neither way: which countries lie in them is not known
     here, so a sentence about Europe may well be about the France asked of.
+
+    ``by_part``: the question asks about its places one by one ("… in Germany,
+    and which Japanese group … in Tokyo?"), so a text leaves the question only
+    when it names none of them.
     """
     asked, named = _without_regions(asked), _without_regions(named)
     asked_countries = {country_of(key) for key in asked}
-
-    def covered(key: str) -> bool:
-        return key in named or (key.startswith("country:") and any(country_of(n) == key for n in named))
 
     def elsewhere(key: str) -> bool:
         return key not in asked and key not in asked_countries and not (
             key.startswith("loc:") and country_of(key) in asked)
 
-    return not all(covered(key) for key in asked) and any(elsewhere(key) for key in named)
+    covered = [_covers(named, key) for key in asked]
+    left = not any(covered) if by_part else not all(covered)
+    return left and any(elsewhere(key) for key in named)
+
+
+def _names_every_place(asked: frozenset[str], named: frozenset[str]) -> bool:
+    """Whether a text naming ``named`` names every place of ``asked``, regions aside (see about_another_place)."""
+    return all(_covers(_without_regions(named), key) for key in _without_regions(asked))
+
+
+def _covers(named: frozenset[str], key: str) -> bool:
+    return key in named or (key.startswith("country:") and any(country_of(n) == key for n in named))
+
+
+def sentences_elsewhere(question: str, sentences: Sequence[str], passages: Sequence[str] = ()) -> list[bool]:
+    """Per sentence, whether it is about another place than ``question`` (:func:`about_another_place`).
+
+    All False when the question names no place, and when every sentence is
+    about another place: then the passages may not answer at all, which is for
+    the similarity floors to say, not for this check.  When none of
+    ``passages`` (the texts the sentences come from) names every place of the
+    question, its answer lies in several articles, each about some of the
+    places ("… Korea, and … Japan?"): a sentence is then only about another
+    place when it names none of the question's.
+    """
+    asked = gazetteer_keys(question)
+    if not asked:
+        return [False] * len(sentences)
+    by_part = bool(passages) and not any(_names_every_place(asked, gazetteer_keys(text)) for text in passages)
+    elsewhere = [about_another_place(asked, gazetteer_keys(sentence), by_part=by_part) for sentence in sentences]
+    return [False] * len(sentences) if all(elsewhere) else elsewhere
 
 
 def _without_regions(keys: frozenset[str]) -> frozenset[str]:

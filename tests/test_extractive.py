@@ -59,14 +59,22 @@ def test_a_which_place_question_quotes_a_sentence_naming_such_a_place_and_is_not
 
 def _one_passage(embedder, text: str, lang: str):
     """``text`` as the only retrieved passage, its sentences pooled from its own pass as indexing does."""
+    return _passages(embedder, [(text, lang)])
+
+
+def _passages(embedder, texts: list[tuple[str, str]]):
+    """Each (text, language) of ``texts`` as a retrieved passage of its own article, in that order."""
     from rag.chunking import split_sentences
     from rag.retrieval import Hit
     from rag.store import Passage, SentenceVectors
 
-    spans = split_sentences(text, lang)
-    _, (vectors,) = embedder.embed_passages_and_spans([text], [spans])
-    passage = Passage(1, "doc", 0, "", None, lang, None, text, 0, len(text))
-    return [Hit(1, 0.9, passage)], {1: SentenceVectors(spans, vectors, vectors)}
+    hits, sentences = [], {}
+    for row_id, (text, lang) in enumerate(texts, start=1):
+        spans = split_sentences(text, lang)
+        _, (vectors,) = embedder.embed_passages_and_spans([text], [spans])
+        hits.append(Hit(row_id, 0.9, Passage(row_id, f"doc{row_id}", 0, "", None, lang, None, text, 0, len(text))))
+        sentences[row_id] = SentenceVectors(spans, vectors, vectors)
+    return hits, sentences
 
 
 def _first_quote(embedder, text: str, lang: str, question: str) -> str:
@@ -155,3 +163,19 @@ def test_a_question_whose_places_no_sentence_names_still_quotes_the_best_sentenc
     question = "Siapa Wali Kota Daejeon?"
     hits, sentences = _one_passage(embedder, text, "id")
     assert "Shin Sang Jin" in extract_answer(question, embedder.embed_query(question), hits, sentences).text
+
+
+def test_a_question_in_two_parts_answered_by_two_articles_quotes_each_part(embedder):
+    # No article names both Germany and Tokyo: the sentence about Tokyo leaves Germany out and names Hanoi,
+    # and read as one question it was taken for a sentence about another place and never quoted.
+    germany = ("Trong chuyến thăm Đức, Thủ tướng đã đến thăm nhà máy tua-bin khí của Siemens tại Berlin. "
+               "Đoàn cũng làm việc với các doanh nghiệp Đức về năng lượng.")
+    tokyo = ("Tại Tokyo, Tập đoàn TH của Việt Nam và tập đoàn ITEC của Nhật Bản đã ký biên bản ghi nhớ hợp tác, "
+             "với sự chứng kiến của lãnh đạo thành phố Hà Nội. "
+             "Hai bên sẽ hợp tác xây dựng bệnh viện.")
+    question = ("Whose gas-turbine plant did the Prime Minister visit in Germany, and which Japanese group signed an "
+                "MOU with TH Group in Tokyo?")
+    hits, sentences = _passages(embedder, [(germany, "vi"), (tokyo, "vi")])
+    answer = extract_answer(question, embedder.embed_query(question), hits, sentences).text
+    assert "Siemens" in answer
+    assert "ITEC" in answer

@@ -2,7 +2,15 @@
 
 import pytest
 
-from rag.names import NameMention, about_another_place, country_of, find_names, gazetteer_keys, name_keys
+from rag.names import (
+    NameMention,
+    about_another_place,
+    country_of,
+    find_names,
+    gazetteer_keys,
+    name_keys,
+    sentences_elsewhere,
+)
 
 SAME_ENTITY = [
     ("loc:vn:ha-noi", ["Hà Nội", "Hanoi", "Ha Noi", "Thành phố Hà Nội", "Kota Hanoi"]),
@@ -201,3 +209,33 @@ def test_a_place_lies_in_its_country():
 ])
 def test_a_text_speaks_of_another_place_when_it_drops_an_asked_one_for_another(question, text, elsewhere):
     assert about_another_place(gazetteer_keys(question), gazetteer_keys(text)) is elsewhere
+
+
+@pytest.mark.parametrize(("text", "elsewhere"), [
+    ("TH và ITEC ký biên bản ghi nhớ tại Tokyo, Hà Nội chứng kiến", False),  # one part of the question, its places
+    ("Siemens mở nhà máy tua-bin khí tại Đức", False),
+    ("Thủ tướng thăm Hàn Quốc và Singapore", True),  # none of the question's places, others instead
+])
+def test_asked_by_part_a_text_leaves_the_question_only_when_it_names_none_of_its_places(text, elsewhere):
+    question = "Whose plant did he visit in Germany, and which Japanese group signed an MOU in Tokyo?"
+    asked = gazetteer_keys(question)
+    assert about_another_place(asked, gazetteer_keys(text), by_part=True) is elsewhere
+    assert about_another_place(asked, gazetteer_keys(text)) is (gazetteer_keys(text) != gazetteer_keys("Đức"))
+
+
+def test_sentences_of_an_answer_spread_over_articles_are_read_by_part():
+    """No passage names both Germany and Japan: each answers one part, so the Tokyo sentence stays."""
+    question = "Whose plant did he visit in Germany, and which Japanese group signed an MOU in Tokyo?"
+    sentences = ["TH và ITEC ký biên bản ghi nhớ tại Tokyo, Hà Nội chứng kiến.", "Siemens ở Đức."]
+    assert sentences_elsewhere(question, sentences) == [True, False]  # read whole, the Tokyo sentence left Germany out
+    assert sentences_elsewhere(question, sentences, ["Chuyến thăm Nhật Bản: " + sentences[0], sentences[1]]) == [
+        False, False]
+    both = "Thủ tướng thăm Đức, rồi Tokyo."
+    assert sentences_elsewhere(question, sentences, [both, sentences[1]]) == [True, False]  # one passage names both
+
+
+def test_sentences_all_about_other_places_are_all_kept():
+    """Then the passages may not answer at all: the similarity floors say so, not this check."""
+    assert sentences_elsewhere("Who is the mayor of Daejeon?", ["Seongnam lies near Seoul.", "Busan is a port."]) == [
+        False, False]
+    assert sentences_elsewhere("Who leads the party?", ["Seongnam lies near Seoul."]) == [False]  # no place asked
