@@ -37,8 +37,8 @@ from rag.assistant import Assistant
 from rag.embeddings import Embedder
 from rag.evaluation import load_questions
 from rag.generation import build_messages
-from rag.language import detect_language
 from rag.indexing import update_index
+from rag.language import detect_language
 from rag.retrieval import fuse
 from rag.threads import faiss_threads
 
