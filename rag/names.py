@@ -553,8 +553,7 @@ def about_another_place(asked: frozenset[str], named: frozenset[str], *, by_part
         return key not in asked and key not in asked_countries and not (
             key.startswith("loc:") and country_of(key) in asked)
 
-    covered = [_covers(named, key) for key in asked]
-    left = not any(covered) if by_part else not all(covered)
+    left = not any(_covers(named, key) for key in asked) if by_part else not _names_every_place(asked, named)
     return left and any(elsewhere(key) for key in named)
 
 
